@@ -1,0 +1,68 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** RFC 9110 §7.6.1 connection-specific headers, never forwarded by a proxy. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Copies headers without hop-by-hop ones, nor those the `Connection` header names. */
+export function withoutHopByHop(
+  headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
+) {
+  const connection = headers.connection;
+  const named = new Set(
+    (Array.isArray(connection) ? connection.join(',') : (connection ?? ''))
+      .split(',')
+      .map((token) => token.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
+    out[lower] = value;
+  }
+  return out;
+}
+
+/** Quotes an RFC 7239 `Forwarded` value when it is not a plain token (IPv6 addresses, ports). */
+function forwardedValue(value: string): string {
+  return /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(value) ? value : `"${value.replace(/"/g, '\\"')}"`;
+}
+
+export interface ForwardingFacts {
+  readonly clientAddress: string | undefined;
+  readonly protocol: 'http' | 'https';
+  readonly host: string | undefined;
+}
+
+/** Appends this hop to `X-Forwarded-For` and `Forwarded`, and sets `X-Forwarded-Proto/Host`. */
+export function addForwardingHeaders(headers: OutgoingHttpHeaders, facts: ForwardingFacts): void {
+  const client = facts.clientAddress?.startsWith('::ffff:')
+    ? facts.clientAddress.slice('::ffff:'.length)
+    : facts.clientAddress;
+  if (client) {
+    const previous = headers['x-forwarded-for'];
+    headers['x-forwarded-for'] = previous ? `${String(previous)}, ${client}` : client;
+  }
+  headers['x-forwarded-proto'] = facts.protocol;
+  if (facts.host) headers['x-forwarded-host'] = facts.host;
+  const element = [
+    client ? `for=${forwardedValue(client.includes(':') ? `[${client}]` : client)}` : undefined,
+    facts.host ? `host=${forwardedValue(facts.host)}` : undefined,
+    `proto=${facts.protocol}`,
+  ]
+    .filter(Boolean)
+    .join(';');
+  const previousForwarded = headers.forwarded;
+  headers.forwarded = previousForwarded ? `${String(previousForwarded)}, ${element}` : element;
+}

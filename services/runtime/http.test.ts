@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pino } from 'pino';
+import { Agent, request } from 'undici';
+import { MeshError } from './errors.js';
+import { ensureRequestId, HttpListener, sendProblem } from './http.js';
+import { createMetrics } from './metrics.js';
+
+const silent = pino({ level: 'silent' });
+
+describe('HttpListener', () => {
+  const listeners: HttpListener[] = [];
+  afterEach(async () => {
+    await Promise.all(listeners.splice(0).map((l) => l.stop()));
+  });
+
+  function listen(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+    const metrics = createMetrics();
+    const listener = new HttpListener({
+      name: 'test',
+      host: '127.0.0.1',
+      port: 0,
+      handler,
+      metrics,
+      logger: silent,
+    });
+    listeners.push(listener);
+    return { listener, metrics };
+  }
+
+  it('drain waits for in-flight requests, answers them with Connection: close and then refuses new connections', async () => {
+    const release: (() => void)[] = [];
+    const { listener } = listen((_req, res) => {
+      release.push(() => res.end('done'));
+    });
+    await listener.listen();
+    const agent = new Agent({ keepAliveTimeout: 10_000 });
+    const pending = request(listener.url, { dispatcher: agent });
+    while (release.length === 0) await new Promise((r) => setImmediate(r));
+
+    let drained = false;
+    const draining = listener.drain().then(() => (drained = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(drained, false, 'drain must wait for the in-flight request');
+    await assert.rejects(request(listener.url, { dispatcher: new Agent() }), /ECONNREFUSED/);
+
+    release[0]();
+    const res = await pending;
+    assert.equal(await res.body.text(), 'done');
+    await draining;
+    assert.equal(listener.inFlightRequests, 0);
+    await agent.close();
+  });
+
+  it('counts requests by listener, method, route and status', async () => {
+    const { listener, metrics } = listen((req, res) => {
+      ensureRequestId(req, res);
+      sendProblem(res, new MeshError('MESH_RATE_LIMITED', 'slow down', { headers: { 'retry-after': '2' } }));
+    });
+    await listener.listen();
+    const res = await request(listener.url, { headers: { 'x-request-id': 'abc-123' } });
+    assert.equal(res.statusCode, 429);
+    assert.equal(res.headers['retry-after'], '2');
+    assert.equal(res.headers['x-request-id'], 'abc-123');
+    assert.equal(res.headers['content-type'], 'application/problem+json');
+    const body = (await res.body.json()) as { status: number; detail: string };
+    assert.equal(body.status, 429);
+    assert.equal(body.detail, 'slow down');
+    const counted = await metrics.httpServerRequests.get();
+    assert.deepEqual(
+      counted.values.map((v) => [v.labels, v.value]),
+      [[{ listener: 'test', method: 'GET', route: 'other', status: '429' }, 1]],
+    );
+  });
+
+  it('generates a request id when the caller sent none', async () => {
+    const { listener } = listen((req, res) => {
+      res.end(ensureRequestId(req, res));
+    });
+    await listener.listen();
+    const res = await request(listener.url);
+    const id = await res.body.text();
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    assert.equal(res.headers['x-request-id'], id);
+  });
+});

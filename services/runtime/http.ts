@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { MeshError } from './errors.js';
+import { PROBLEM_CONTENT_TYPE, toMeshError } from './errors.js';
+import type { MeshMetrics } from './metrics.js';
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface ListenerTls {
+  readonly cert: string;
+  readonly key: string;
+  /** CA bundle for client certificates; when set, clients must present one (mTLS). */
+  readonly clientCa?: string;
+}
+
+export interface HttpListenerOptions {
+  /** Listener name: the `listener` label of the server metrics and the access log field. */
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: ListenerTls | undefined;
+  readonly handler: RequestHandler;
+  readonly metrics: MeshMetrics;
+  readonly logger: Logger;
+  /** Access lines are written at `info` unless this says otherwise (admin probes log at `debug`). */
+  readonly accessLogLevel?: 'info' | 'debug';
+}
+
+/** What a handler tells the listener about a request, for metrics and the access log. */
+interface RequestNotes {
+  route?: string;
+  traceId?: string;
+}
+const notesKey = Symbol('mesh.requestNotes');
+type Annotated = ServerResponse & { [notesKey]?: RequestNotes };
+
+/** Sets the bounded `route` label (an OpenAPI operation or a fixed admin path) and the trace id. */
+export function annotateResponse(res: ServerResponse, notes: RequestNotes): void {
+  const annotated = res as Annotated;
+  annotated[notesKey] = { ...annotated[notesKey], ...notes };
+}
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** Keeps the caller's `x-request-id` or makes one, and echoes it on the response. */
+export function ensureRequestId(req: IncomingMessage, res: ServerResponse): string {
+  const given = req.headers[REQUEST_ID_HEADER];
+  const id = typeof given === 'string' && given.length > 0 && given.length <= 200 ? given : randomUUID();
+  req.headers[REQUEST_ID_HEADER] = id;
+  res.setHeader(REQUEST_ID_HEADER, id);
+  return id;
+}
+
+/** Answers an error as RFC 9457 problem+json with the error's own headers. */
+export function sendProblem(res: ServerResponse, error: unknown, instance?: string): void {
+  const meshError: MeshError = toMeshError(error);
+  if (res.headersSent) {
+    res.destroy(meshError);
+    return;
+  }
+  const body = JSON.stringify(meshError.toProblem(instance));
+  for (const [name, value] of Object.entries(meshError.headers)) res.setHeader(name, value);
+  res.statusCode = meshError.status;
+  res.setHeader('content-type', PROBLEM_CONTENT_TYPE);
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(body);
+}
+
+/**
+ * A node:http(s) server with the drain semantics every listener needs: `drain()` stops accepting
+ * connections, answers what is in flight with `Connection: close`, closes idle keep-alive
+ * connections and resolves when the last in-flight request has finished; `stop()` cuts the rest.
+ */
+export class HttpListener {
+  readonly name: string;
+  private readonly options: HttpListenerOptions;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private inFlight = 0;
+  private draining = false;
+  private drainPromise: Promise<void> | undefined;
+  private idleWaiters: (() => void)[] = [];
+  private boundAddress: AddressInfo | undefined;
+
+  constructor(options: HttpListenerOptions) {
+    this.name = options.name;
+    this.options = options;
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
+    this.server = options.tls
+      ? https.createServer(
+          {
+            cert: readFileSync(options.tls.cert),
+            key: readFileSync(options.tls.key),
+            ...(options.tls.clientCa
+              ? { ca: readFileSync(options.tls.clientCa), requestCert: true, rejectUnauthorized: true }
+              : {}),
+          },
+          onRequest,
+        )
+      : http.createServer(onRequest);
+    // Longer than any usual client idle timeout, so the client closes first and never races a reuse.
+    this.server.keepAliveTimeout = 65_000;
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+  }
+
+  /** Binds the socket; port 0 picks a free port (see `address`). */
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', onError);
+        this.boundAddress = this.server.address() as AddressInfo;
+        resolve(this.boundAddress);
+      });
+    });
+  }
+
+  get address(): AddressInfo {
+    if (!this.boundAddress) throw new Error(`listener ${this.name} is not bound`);
+    return this.boundAddress;
+  }
+
+  get url(): string {
+    const { address, port, family } = this.address;
+    const host = family === 'IPv6' ? `[${address}]` : address;
+    return `${this.options.tls ? 'https' : 'http'}://${host}:${port}`;
+  }
+
+  get isListening(): boolean {
+    return this.server.listening;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  get inFlightRequests(): number {
+    return this.inFlight;
+  }
+
+  drain(): Promise<void> {
+    this.drainPromise ??= new Promise<void>((resolve) => {
+      this.draining = true;
+      // close() stops accepting; its callback only fires once every connection is gone, which
+      // waits for the in-flight requests below, so readiness of the drain is tracked by count.
+      this.server.close(() => undefined);
+      this.server.closeIdleConnections();
+      if (this.inFlight === 0) resolve();
+      else this.idleWaiters.push(resolve);
+    });
+    return this.drainPromise;
+  }
+
+  async stop(): Promise<void> {
+    this.draining = true;
+    if (this.server.listening) this.server.close(() => undefined);
+    this.server.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
+    this.resolveIdleWaiters();
+    await Promise.resolve();
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = process.hrtime.bigint();
+    // Captured now: the socket is detached from the request by the time 'close' fires.
+    const remote = req.socket.remoteAddress;
+    this.inFlight += 1;
+    if (this.draining) res.setHeader('connection', 'close');
+    let finished = false;
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      this.inFlight -= 1;
+      this.observe(req, res, started, remote);
+      if (this.draining) {
+        this.server.closeIdleConnections();
+        if (this.inFlight === 0) this.resolveIdleWaiters();
+      }
+    };
+    res.once('finish', done);
+    res.once('close', done);
+    try {
+      this.options.handler(req, res);
+    } catch (err) {
+      this.options.logger.error({ err, listener: this.name }, 'request handler threw');
+      sendProblem(res, err);
+    }
+  }
+
+  private resolveIdleWaiters(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private observe(
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: bigint,
+    remote: string | undefined,
+  ): void {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const notes = (res as Annotated)[notesKey] ?? {};
+    const status = res.writableFinished ? res.statusCode : 0;
+    const labels = {
+      listener: this.name,
+      method: req.method ?? 'UNKNOWN',
+      route: notes.route ?? 'other',
+      status: String(status),
+    };
+    this.options.metrics.httpServerRequests.inc(labels);
+    this.options.metrics.httpServerDuration.observe(labels, seconds);
+    const line = {
+      listener: this.name,
+      requestId: req.headers[REQUEST_ID_HEADER],
+      traceId: notes.traceId,
+      method: req.method,
+      url: req.url,
+      route: labels.route,
+      status,
+      durationMs: Math.round(seconds * 1e6) / 1e3,
+      remote,
+      aborted: !res.writableFinished,
+    };
+    if (this.options.accessLogLevel === 'debug') this.options.logger.debug(line, 'access');
+    else this.options.logger.info(line, 'access');
+  }
+}

@@ -1,0 +1,191 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { Component } from '../runtime/component.js';
+import { ConfigError, loadConfig, redactConfig, type Config } from '../runtime/config.js';
+import type { Logger } from '../runtime/logging.js';
+import type { MeshMetrics } from '../runtime/metrics.js';
+import type { Telemetry } from '../runtime/telemetry.js';
+import { IngressComponent } from '../../proxy/ingress/ingress.js';
+import { AdminComponent, type ReadinessCheck } from './admin.js';
+
+export interface SidecarOptions {
+  readonly config: Config;
+  /** The file the config came from; SIGHUP re-reads it. Absent when running on defaults. */
+  readonly configFile?: string | undefined;
+  readonly env: NodeJS.ProcessEnv;
+  readonly logger: Logger;
+  readonly metrics: MeshMetrics;
+  readonly telemetry: Telemetry;
+}
+
+export type ReloadResult = { ok: true } | { ok: false; problems: string[] };
+
+/** Top-level config sections a SIGHUP may change while the process runs; others need a restart. */
+const RELOADABLE_SECTIONS = new Set(['log', 'shutdown']);
+
+/**
+ * The only place where components are wired together. Owns start order, readiness, reload and
+ * the shutdown sequence of the contract: not ready at once → drain delay → listeners stop
+ * accepting and finish in-flight work → workers and clients flush → admin last → exit.
+ */
+export class Sidecar {
+  private config: Config;
+  private readonly admin: AdminComponent;
+  /** Started after admin, in this order; drained in this order too (listeners first). */
+  private readonly components: Component[] = [];
+  private started = false;
+  private shutdownPromise: Promise<void> | undefined;
+  private shutdownReason: string | undefined;
+  private markStopped!: () => void;
+  /** Resolves once a shutdown, whatever started it, has run to the end. */
+  readonly stopped = new Promise<void>((resolve) => {
+    this.markStopped = resolve;
+  });
+
+  constructor(private readonly options: SidecarOptions) {
+    this.config = options.config;
+    const { config, logger, metrics, telemetry } = options;
+    this.admin = new AdminComponent({
+      ...config.admin,
+      metrics,
+      logger,
+      readinessChecks: () => this.readinessChecks(),
+      effectiveConfig: () => redactConfig(this.config),
+      requestShutdown: (reason) => void this.shutdown(reason),
+    });
+    if (config.ingress.enabled) {
+      this.components.push(
+        new IngressComponent({ ...config.ingress, metrics, logger, tracer: telemetry.tracer }),
+      );
+    }
+  }
+
+  get adminUrl(): string {
+    return this.admin.url;
+  }
+
+  /** The bound URL of a listener by component name, for tests and the start-up log. */
+  urlOf(name: string): string | undefined {
+    const component = this.components.find((c) => c.name === name) as { url?: string } | undefined;
+    return component?.url;
+  }
+
+  listenerUrls(): Record<string, string> {
+    const urls: Record<string, string> = {};
+    if (this.config.admin.enabled) urls.admin = this.admin.url;
+    for (const component of this.components) {
+      const url = this.urlOf(component.name);
+      if (url) urls[component.name] = url;
+    }
+    return urls;
+  }
+
+  get currentConfig(): Config {
+    return this.config;
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shutdownPromise !== undefined;
+  }
+
+  async start(): Promise<void> {
+    const { logger } = this.options;
+    if (this.config.admin.enabled) await this.admin.start();
+    for (const component of this.components) {
+      await component.start();
+      logger.info({ component: component.name, url: this.urlOf(component.name) }, 'component started');
+    }
+    this.started = true;
+    // Tests and the quick start read the bound addresses (port 0 = any free port) from this line.
+    logger.info({ listeners: this.listenerUrls() }, 'mesh-sidecar started');
+  }
+
+  readinessChecks(): ReadinessCheck[] {
+    const lifecycle: ReadinessCheck = this.shutdownPromise
+      ? { name: 'lifecycle', ready: false, reason: `shutting down (${this.shutdownReason ?? 'signal'})` }
+      : this.started
+        ? { name: 'lifecycle', ready: true }
+        : { name: 'lifecycle', ready: false, reason: 'starting' };
+    return [lifecycle, ...this.components.map((c) => ({ name: c.name, ...c.readiness() }))];
+  }
+
+  /**
+   * Re-reads the config file. A valid document that only changes reloadable sections is applied;
+   * anything else is rejected, the running config stays, and the failure is counted and logged.
+   */
+  async reload(): Promise<ReloadResult> {
+    const { logger, metrics } = this.options;
+    const result = await this.tryReload();
+    metrics.configReloads.inc({ result: result.ok ? 'success' : 'failure' });
+    if (result.ok) logger.info({ level: this.config.log.level }, 'config reloaded');
+    else logger.error({ problems: result.problems }, 'config reload rejected; keeping the running config');
+    return result;
+  }
+
+  private async tryReload(): Promise<ReloadResult> {
+    if (!this.options.configFile) return { ok: false, problems: ['/: no config file to reload'] };
+    let next: Config;
+    try {
+      next = await loadConfig({ file: this.options.configFile, env: this.options.env });
+    } catch (err) {
+      if (err instanceof ConfigError)
+        return { ok: false, problems: err.problems.map((p) => `${p.pointer || '/'}: ${p.message}`) };
+      throw err;
+    }
+    const needRestart = Object.keys(next).filter(
+      (section) =>
+        !RELOADABLE_SECTIONS.has(section) &&
+        !isDeepStrictEqual(next[section as keyof Config], this.config[section as keyof Config]),
+    );
+    if (needRestart.length > 0) {
+      return {
+        ok: false,
+        problems: needRestart.map((section) => `/${section}: changing this section needs a restart`),
+      };
+    }
+    this.config = next;
+    this.options.logger.level = next.log.level;
+    return { ok: true };
+  }
+
+  /** Graceful shutdown; idempotent, every caller gets the same promise. */
+  shutdown(reason: string): Promise<void> {
+    this.shutdownReason ??= reason;
+    this.shutdownPromise ??= this.runShutdown(reason);
+    return this.shutdownPromise;
+  }
+
+  private async runShutdown(reason: string): Promise<void> {
+    const { logger, telemetry } = this.options;
+    const { drainDelayMs, timeoutMs } = this.config.shutdown;
+    logger.info({ reason, drainDelayMs, timeoutMs }, 'shutting down: not ready from now on');
+    // Keep accepting while load balancers and kube-proxy notice the failing readiness probe.
+    await delay(drainDelayMs);
+
+    let deadline: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      deadline = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    const drained = (async () => {
+      for (const component of this.components) {
+        await component.drain();
+        logger.info({ component: component.name }, 'component drained');
+      }
+      return 'drained' as const;
+    })();
+    const outcome = await Promise.race([drained, timedOut]);
+    clearTimeout(deadline);
+    if (outcome === 'timeout') {
+      logger.warn({ timeoutMs }, 'shutdown timeout reached; stopping what is left');
+    }
+    for (const component of this.components) await component.stop();
+    // Admin goes last so probes keep answering (503) until the very end.
+    await this.admin.stop();
+    await telemetry.shutdown();
+    logger.info('mesh-sidecar stopped');
+    this.markStopped();
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return ms <= 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, ms));
+}
