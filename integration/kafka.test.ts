@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { IHeaders, KafkaMessage } from 'kafkajs';
-import { KafkaTestContext, uniqueName, waitUntil } from './helpers/kafka.js';
+import { KafkaTestContext, uniqueName } from './helpers/kafka.js';
+import { waitFor } from './helpers/wait.js';
 
 interface ConsumedRecord {
   partition: number;
@@ -83,7 +84,7 @@ describe('Kafka (real broker)', function () {
         return Promise.resolve();
       },
     });
-    await waitUntil(() => consumed.length >= 8, { timeoutMs: 30_000, description: '8 consumed records' });
+    await waitFor(() => consumed.length >= 8, { timeoutMs: 30_000, what: '8 consumed records' });
 
     const byPartitionThenOffset = (a: ConsumedRecord, b: ConsumedRecord) =>
       a.partition - b.partition || Number(a.offset) - Number(b.offset);

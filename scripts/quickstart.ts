@@ -107,7 +107,16 @@ try {
       buffered += chunk;
       for (const line of buffered.split('\n')) {
         if (!line.includes('"mesh-sidecar started"')) continue;
-        resolve((JSON.parse(line) as { listeners: Record<string, string> }).listeners);
+        const { listeners } = JSON.parse(line) as { listeners: Record<string, string> };
+        // A wildcard bind is reached as localhost from this machine.
+        resolve(
+          Object.fromEntries(
+            Object.entries(listeners).map(([name, url]) => [
+              name,
+              url.replace('://0.0.0.0:', '://localhost:'),
+            ]),
+          ),
+        );
       }
       buffered = buffered.slice(buffered.lastIndexOf('\n') + 1);
     });

@@ -11,7 +11,6 @@
  * never called the local broker is still killed when the test process exits.
  */
 import { randomUUID } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import {
   Kafka,
   logLevel,
@@ -24,6 +23,7 @@ import {
   type ProducerConfig,
 } from 'kafkajs';
 import { startLocalKafka } from '../../scripts/kafka/local-kafka.js';
+import { waitFor } from './wait.js';
 
 /** Confluent Platform 7.9.x ships Apache Kafka 3.9, the version the local broker pins. */
 const CONTAINER_IMAGE = process.env['KAFKA_TEST_IMAGE'] ?? 'confluentinc/cp-kafka:7.9.1';
@@ -35,7 +35,6 @@ process.env['KAFKAJS_NO_PARTITIONER_WARNING'] ??= '1';
 
 interface SharedKafka {
   brokers: string[];
-  source: 'env' | 'container' | 'local';
   stop(): Promise<void>;
 }
 
@@ -57,7 +56,7 @@ async function acquireKafka(): Promise<SharedKafka> {
     .map((broker) => broker.trim())
     .filter((broker) => broker.length > 0);
   if (fromEnv && fromEnv.length > 0) {
-    return { brokers: fromEnv, source: 'env', stop: () => Promise.resolve() };
+    return { brokers: fromEnv, stop: () => Promise.resolve() };
   }
 
   const forced = process.env['KAFKA_TEST_BROKER'];
@@ -70,7 +69,7 @@ async function acquireKafka(): Promise<SharedKafka> {
   }
 
   const broker = await startLocalKafka();
-  return { brokers: [broker.bootstrap], source: 'local', stop: () => broker.stop() };
+  return { brokers: [broker.bootstrap], stop: () => broker.stop() };
 }
 
 /**
@@ -94,7 +93,6 @@ async function startKafkaContainer(required: boolean): Promise<SharedKafka | und
       .start();
     return {
       brokers: [`${container.getHost()}:${container.getMappedPort(CONTAINER_KAFKA_PORT)}`],
-      source: 'container',
       stop: async () => {
         await container.stop();
       },
@@ -132,18 +130,6 @@ export function uniqueName(prefix: string): string {
 /** A kafkajs client for the shared broker, quiet unless something throws. */
 export async function kafkaClient(clientId = uniqueName('it-client')): Promise<Kafka> {
   return new Kafka({ clientId, brokers: await getKafkaBootstrap(), logLevel: logLevel.NOTHING });
-}
-
-/** Polls `condition` until it is truthy or the deadline passes. */
-export async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  { timeoutMs = 30_000, intervalMs = 50, description = 'condition' } = {},
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}`);
-    await delay(intervalMs);
-  }
 }
 
 /**
@@ -206,12 +192,12 @@ export class KafkaTestContext {
     const existing = new Set(await admin.listTopics());
     const toDelete = [...this.createdTopics].filter((topic) => existing.has(topic));
     if (toDelete.length > 0) await admin.deleteTopics({ topics: toDelete, timeout: timeoutMs });
-    await waitUntil(
+    await waitFor(
       async () => {
         const remaining = new Set(await admin.listTopics());
         return toDelete.every((topic) => !remaining.has(topic));
       },
-      { timeoutMs, intervalMs: 100, description: `deletion of topics ${toDelete.join(', ')}` },
+      { timeoutMs, intervalMs: 100, what: `deletion of topics ${toDelete.join(', ')}` },
     );
     this.createdTopics.clear();
   }

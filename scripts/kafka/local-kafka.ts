@@ -75,7 +75,7 @@ export function kafkaLibsDir(version = kafkaVersion()): string {
 }
 
 /** Directory holding the CLI's pid files. */
-export const runDir = join(repoRoot, '.cache', 'kafka', 'run');
+const runDir = join(repoRoot, '.cache', 'kafka', 'run');
 
 let jarsFetch: Promise<string> | undefined;
 
@@ -276,43 +276,84 @@ async function formatStorage(libsDir: string, dataDir: string, propertiesFile: s
   }
 }
 
-/** Non-detached brokers still running; killed synchronously if this process goes away. */
-const ownedBrokers = new Map<number, { child: ChildProcess; dataDirToRemove: string | undefined }>();
-const forwardedSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-let exitHooksInstalled = false;
+/**
+ * Two layers make sure an owned broker never outlives this process:
+ *  - an 'exit' hook kills it synchronously on every orderly exit (including mocha finishing
+ *    without a teardown, since the broker is unref'ed and does not keep the loop alive);
+ *  - a watchdog shell polls this process once a second and SIGKILLs the broker (and removes a
+ *    temp data dir) when this process is gone, which covers SIGTERM/SIGINT with default
+ *    handling, SIGKILL and crashes, where no JavaScript runs at all.
+ * Signal listeners are deliberately not used: adding one turns off Node's default "terminate"
+ * and then fights other libraries' listeners (signal-exit, mocha) over who re-raises.
+ */
+interface OwnedBroker {
+  child: ChildProcess;
+  watchdog: ChildProcess;
+  dataDirToRemove: string | undefined;
+}
+const ownedBrokers = new Map<number, OwnedBroker>();
+
+const WATCHDOG_SCRIPT = `
+parent=$1 broker=$2 data_dir=$3
+while kill -0 "$broker" 2>/dev/null; do
+  if ! kill -0 "$parent" 2>/dev/null; then
+    kill -9 "$broker" 2>/dev/null
+    if [ -n "$data_dir" ]; then sleep 1; rm -rf -- "$data_dir"; fi
+    exit 0
+  fi
+  sleep 1
+done
+`;
+
+function spawnWatchdog(brokerPid: number, dataDirToRemove: string | undefined): ChildProcess {
+  const watchdog = spawn(
+    'sh',
+    [
+      '-c',
+      WATCHDOG_SCRIPT,
+      'local-kafka-watchdog',
+      String(process.pid),
+      String(brokerPid),
+      dataDirToRemove ?? '',
+    ],
+    // Own process group: a Ctrl-C aimed at the test run must not kill the watchdog first.
+    { stdio: 'ignore', detached: true },
+  );
+  watchdog.on('error', () => {}); // Without sh the 'exit' hook still covers orderly exits.
+  watchdog.unref();
+  return watchdog;
+}
+
+function killQuietly(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
 
 function killOwnedBrokersNow(): void {
   for (const [pid, broker] of ownedBrokers) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
+    killQuietly(broker.watchdog.pid, 'SIGKILL');
+    killQuietly(pid, 'SIGKILL');
     if (broker.dataDirToRemove) rmSync(broker.dataDirToRemove, { recursive: true, force: true });
   }
   ownedBrokers.clear();
-}
-
-function onFatalSignal(signal: NodeJS.Signals): void {
-  killOwnedBrokersNow();
-  removeExitHooks();
-  // Our listener replaced the default "terminate"; if nobody else (e.g. mocha) handles the
-  // signal, re-raise it so the process still dies the way the sender intended.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.on('exit', killOwnedBrokersNow);
-  for (const signal of forwardedSignals) process.on(signal, onFatalSignal);
-}
-
-function removeExitHooks(): void {
-  if (!exitHooksInstalled) return;
-  exitHooksInstalled = false;
   process.off('exit', killOwnedBrokersNow);
-  for (const signal of forwardedSignals) process.off(signal, onFatalSignal);
+}
+
+function own(pid: number, broker: OwnedBroker): void {
+  if (ownedBrokers.size === 0) process.on('exit', killOwnedBrokersNow);
+  ownedBrokers.set(pid, broker);
+}
+
+function disown(pid: number): void {
+  const broker = ownedBrokers.get(pid);
+  if (!broker) return;
+  killQuietly(broker.watchdog.pid, 'SIGKILL');
+  ownedBrokers.delete(pid);
+  if (ownedBrokers.size === 0) process.off('exit', killOwnedBrokersNow);
 }
 
 function isAlive(pid: number): boolean {
@@ -486,17 +527,16 @@ export async function startLocalKafka(options: StartLocalKafkaOptions = {}): Pro
     await removeOwnedDataDir();
     throw new Error(`could not start ${javaExecutable()}: ${describeError(error)}`);
   });
-  spawnError.catch(() => {}); // Only relevant before 'spawn'; later errors surface via stop().
+  spawnError.catch(() => {}); // Only relevant before 'spawn'.
+  // After 'spawn', 'error' only reports a failed kill(); stop() notices the broker is still
+  // alive by itself, and an 'error' without a listener would crash this process instead.
+  child.on('error', () => {});
 
   // Never let the broker alone keep a test run or the CLI alive: stop() or the exit hook ends it.
   child.unref();
   // Even a detached broker is owned until it is ready, so Ctrl-C during startup cannot orphan it.
-  ownedBrokers.set(pid, { child, dataDirToRemove: ownsDataDir ? dataDir : undefined });
-  installExitHooks();
-  const disown = () => {
-    ownedBrokers.delete(pid);
-    if (ownedBrokers.size === 0) removeExitHooks();
-  };
+  const dataDirToRemove = ownsDataDir ? dataDir : undefined;
+  own(pid, { child, watchdog: spawnWatchdog(pid, dataDirToRemove), dataDirToRemove });
 
   const bootstrap = `${HOST}:${port}`;
   let stopping: Promise<void> | undefined;
@@ -505,7 +545,7 @@ export async function startLocalKafka(options: StartLocalKafkaOptions = {}): Pro
       try {
         await stopChild(child);
       } finally {
-        disown();
+        disown(pid);
       }
       await removeOwnedDataDir();
     })();
@@ -518,7 +558,7 @@ export async function startLocalKafka(options: StartLocalKafkaOptions = {}): Pro
     await stop().catch(() => {});
     throw error;
   }
-  if (options.detached) disown();
+  if (options.detached) disown(pid);
 
   return { bootstrap, port, controllerPort, dataDir, logFile, pid, stop };
 }
@@ -573,7 +613,10 @@ async function cliStart(port: number, controllerPort: number, dataDir: string, r
   await mkdir(runDir, { recursive: true });
   // Exclusive create: a second concurrent `start` for the same port fails here, not in Kafka.
   const pidFile = pidFileFor(port);
-  const pidHandle = await open(pidFile, 'wx');
+  const pidHandle = await open(pidFile, 'wx').catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    throw new Error(`another start for port ${port} is in progress (${pidFile} exists)`);
+  });
   const startedAt = Date.now();
   let broker: LocalKafka;
   try {
@@ -629,7 +672,7 @@ Commands:
 
 Options:
   --port N              client port (default ${DEFAULT_CLI_PORT})
-  --controller-port N   KRaft controller port (start only; default port + 1)
+  --controller-port N   KRaft controller port (start only; default: any free port)
   --dir D               data dir, kept across restarts (start only; default .cache/kafka/data/<port>)
   --timeout S           seconds to wait for readiness (start only; default 60)
 `;
@@ -661,7 +704,8 @@ async function main(argv: string[]): Promise<number> {
   const port = parsePort(values.port, DEFAULT_CLI_PORT, '--port');
   switch (command) {
     case 'start': {
-      const controllerPort = parsePort(values['controller-port'], port + 1, '--controller-port');
+      // Nobody connects to the controller port from outside, so any free one will do.
+      const controllerPort = parsePort(values['controller-port'], 0, '--controller-port');
       const dataDir = resolve(values.dir ?? join(repoRoot, '.cache', 'kafka', 'data', String(port)));
       const timeoutSeconds = values.timeout === undefined ? 60 : Number(values.timeout);
       if (!(timeoutSeconds > 0)) throw new Error(`invalid --timeout: ${values.timeout}`);
