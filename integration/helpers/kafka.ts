@@ -19,6 +19,7 @@ import {
   type Consumer,
   type ConsumerConfig,
   type ITopicConfig,
+  type KafkaMessage,
   type Producer,
   type ProducerConfig,
 } from 'kafkajs';
@@ -221,6 +222,37 @@ export class KafkaTestContext {
   }
 
   /** Disconnects this test's clients, deletes its topics and consumer groups. */
+  /**
+   * Reads `topic` from the beginning with a fresh consumer group until `count` records have
+   * arrived (failing after `timeoutMs`). Sorted by partition, then offset. Pair it with
+   * `recordCount` to prove there is nothing more (no duplicate).
+   */
+  async readTopic(
+    topic: string,
+    count: number,
+    { timeoutMs = 20_000 }: { timeoutMs?: number } = {},
+  ): Promise<(KafkaMessage & { partition: number })[]> {
+    const consumer = this.consumer({ groupId: uniqueName('it-read') });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const records: (KafkaMessage & { partition: number })[] = [];
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        records.push({ ...message, partition });
+      },
+    });
+    await waitFor(() => records.length >= count, { timeoutMs, what: `${count} records in ${topic}` });
+    await consumer.disconnect();
+    this.openClients.delete(consumer);
+    return records.sort((a, b) => a.partition - b.partition || Number(a.offset) - Number(b.offset));
+  }
+
+  /** Records in `topic` by its offsets (end minus start, summed over partitions). */
+  async recordCount(topic: string): Promise<number> {
+    const offsets = await (await this.admin()).fetchTopicOffsets(topic);
+    return offsets.reduce((sum, partition) => sum + Number(partition.high) - Number(partition.low), 0);
+  }
+
   async cleanup(): Promise<void> {
     const clients = [...this.openClients];
     this.openClients.clear();

@@ -1,20 +1,25 @@
 import { connect } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { Pool, errors as undiciErrors } from 'undici';
+import { Pool } from 'undici';
 import type { Component, Readiness } from '../../services/runtime/component.js';
-import { MeshError } from '../../services/runtime/errors.js';
+import type { Config } from '../../services/runtime/config.js';
+
+type IngressConfig = Config['ingress'];
+import { MeshError, toMeshError, type MeshErrorCode } from '../../services/runtime/errors.js';
 import {
   annotateResponse,
-  ensureRequestId,
   HttpListener,
   sendProblem,
   type ListenerTls,
 } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
-import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
+import type { IngressContext } from './context.js';
+import { forward, type ForwardDeps } from './forward.js';
+import { startContext } from './request-id.js';
+import { buildRules, RESTART_ONLY_KEYS, RulesError, type IngressRules } from './rules.js';
+import { matchRoute, validateRequest } from './validation.js';
 
 export interface IngressOptions {
   readonly host: string;
@@ -28,23 +33,53 @@ export interface IngressOptions {
   readonly tracer: Tracer;
   /** How often the app's port is probed for readiness. */
   readonly appProbeIntervalMs?: number;
+  /**
+   * The rules part of the ingress config (OpenAPI, JWT, rate limits, body limit). Built in
+   * `start()`; replaced by `reconfigure()`. Absent: forward everything.
+   */
+  readonly rules?: IngressConfig | undefined;
+  /** Relative paths of the config (`openapi`, `jwt.keysFile`) are resolved against this directory. */
+  readonly baseDir?: string;
 }
 
-/** Methods whose requests carry no body unless they say so with framing headers. */
-function hasBody(req: IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-}
+export type ReloadVerdict = { ok: true; commit(): void } | { ok: false; problems: string[] };
+
+const REJECTION_REASONS: Partial<Record<MeshErrorCode, string>> = {
+  MESH_BAD_REQUEST: 'validation',
+  MESH_UNAUTHORIZED: 'unauthorized',
+  MESH_FORBIDDEN: 'forbidden',
+  MESH_NOT_FOUND: 'not_found',
+  MESH_METHOD_NOT_ALLOWED: 'method_not_allowed',
+  MESH_PAYLOAD_TOO_LARGE: 'too_large',
+  MESH_UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
+  MESH_RATE_LIMITED: 'rate_limited',
+  MESH_DRAINING: 'draining',
+  MESH_NOT_READY: 'not_ready',
+};
+
+const FORWARD_ONLY: IngressRules = {
+  api: undefined,
+  strict: false,
+  validateResponses: false,
+  maxBodyBytes: Number.MAX_SAFE_INTEGER,
+  auth: undefined,
+  limiter: undefined!,
+};
 
 /**
- * The ingress listener: other services call the app through it. This first cut forwards every
- * request to the app with keep-alive pooling, streaming both bodies, and answers problem+json
- * when the app is down (502), too slow (504) or the sidecar is draining (503).
+ * The ingress listener: other services call the app through it. Each request runs a fixed
+ * pipeline of small steps — request id → route match → rate limit → auth → (rate limit by
+ * subject) → validation → forward — on node:http with an undici keep-alive pool to the app.
+ * Any step may refuse the request with a MeshError, answered as problem+json.
  */
 export class IngressComponent implements Component {
   readonly name = 'ingress';
   private readonly listener: HttpListener;
   private readonly pool: Pool;
   private readonly targetUrl: URL;
+  private readonly forwardDeps: ForwardDeps;
+  private rules: IngressRules;
+  private appliedConfig: IngressConfig | undefined;
   private appReachable: boolean | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
 
@@ -61,10 +96,19 @@ export class IngressComponent implements Component {
       host: options.host,
       port: options.port,
       tls: options.tls,
-      handler: (req, res) => void this.forward(req, res),
+      handler: (req, res) => void this.handle(req, res),
       metrics: options.metrics,
       logger: options.logger,
     });
+    this.rules = FORWARD_ONLY;
+    this.forwardDeps = {
+      pool: this.pool,
+      origin: this.targetUrl.origin,
+      timeoutMs: options.timeoutMs,
+      protocol: options.tls ? 'https' : 'http',
+      logger: options.logger,
+      metrics: options.metrics,
+    };
   }
 
   get url(): string {
@@ -72,10 +116,50 @@ export class IngressComponent implements Component {
   }
 
   async start(): Promise<void> {
+    // Rules first: a broken OpenAPI document or key file fails start-up before the port is bound.
+    if (this.options.rules) {
+      try {
+        this.rules = await buildRules(this.options.rules, this.options.baseDir ?? process.cwd());
+      } catch (err) {
+        if (err instanceof RulesError) throw new Error(`${err.pointer}: ${err.message}`);
+        throw err;
+      }
+      this.appliedConfig = this.options.rules;
+      this.logRules('ingress rules loaded');
+    }
     await this.listener.listen();
     await this.probeApp();
     this.probeTimer = setInterval(() => void this.probeApp(), this.options.appProbeIntervalMs ?? 2_000);
     this.probeTimer.unref();
+  }
+
+  /**
+   * Prepares a new ingress config (SIGHUP). Rule changes are built now and applied by `commit()`;
+   * changes to the listener or the app connection need a restart and are refused.
+   */
+  async reconfigure(next: IngressConfig): Promise<ReloadVerdict> {
+    const previous = this.appliedConfig ?? this.options.rules;
+    const problems: string[] = [];
+    for (const key of RESTART_ONLY_KEYS) {
+      if (JSON.stringify(next[key]) !== JSON.stringify(previous?.[key])) {
+        problems.push(`/ingress/${key}: changing this needs a restart`);
+      }
+    }
+    if (problems.length > 0) return { ok: false, problems };
+    try {
+      const rules = await buildRules(next, this.options.baseDir ?? process.cwd());
+      return {
+        ok: true,
+        commit: () => {
+          this.rules = rules;
+          this.appliedConfig = next;
+          this.logRules('ingress rules reloaded');
+        },
+      };
+    } catch (err) {
+      if (err instanceof RulesError) return { ok: false, problems: [`${err.pointer}: ${err.message}`] };
+      return { ok: false, problems: [`/ingress: ${(err as Error).message}`] };
+    }
   }
 
   readiness(): Readiness {
@@ -98,6 +182,14 @@ export class IngressComponent implements Component {
     await this.pool.destroy();
   }
 
+  private logRules(message: string): void {
+    const { api, auth, strict } = this.rules;
+    this.options.logger.info(
+      { operations: api?.operationCount ?? 0, openapiStrict: strict, jwt: auth !== undefined },
+      message,
+    );
+  }
+
   /** Readiness of the app is a TCP connect to its port: cheap, and needs no health route in the app. */
   private probeApp(): Promise<void> {
     return new Promise((resolve) => {
@@ -118,15 +210,17 @@ export class IngressComponent implements Component {
     });
   }
 
-  private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const requestId = ensureRequestId(req, res);
-    annotateResponse(res, { route: 'forward' });
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const ctx = startContext(req, res);
+    // One snapshot per request: a reload in the middle of it does not mix old and new rules.
+    const rules = this.rules;
+    annotateResponse(res, { route: ctx.route });
     const parent = propagation.extract(context.active(), req.headers);
     const span = this.options.tracer.startSpan(
-      `${req.method ?? 'GET'} ingress`,
+      `${ctx.method} ingress`,
       {
         kind: SpanKind.SERVER,
-        attributes: { 'http.request.method': req.method ?? '', 'url.path': req.url ?? '' },
+        attributes: { 'http.request.method': ctx.method, 'url.path': ctx.path },
       },
       parent,
     );
@@ -137,63 +231,33 @@ export class IngressComponent implements Component {
       span.end();
     });
 
-    if (this.listener.isDraining) {
-      sendProblem(
-        res,
-        new MeshError('MESH_DRAINING', 'sidecar is shutting down', { headers: { 'retry-after': '1' } }),
-      );
-      req.resume();
-      return;
-    }
-
-    const headers = withoutHopByHop(req.headers);
-    addForwardingHeaders(headers, {
-      clientAddress: req.socket.remoteAddress,
-      protocol: this.listener.url.startsWith('https') ? 'https' : 'http',
-      host: req.headers.host,
-    });
-    headers['x-request-id'] = requestId;
-    propagation.inject(trace.setSpan(parent, span), headers);
-
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new MeshError('MESH_TIMEOUT')), this.options.timeoutMs);
-    req.once('aborted', () => abort.abort());
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
     try {
-      const upstream = await this.pool.request({
-        path: req.url ?? '/',
-        method: req.method as 'GET',
-        headers: headers as Record<string, string>,
-        body: hasBody(req) ? req : null,
-        signal: abort.signal,
-      });
-      res.writeHead(upstream.statusCode, withoutHopByHop(upstream.headers));
-      await pipeline(upstream.body, res);
-    } catch (err) {
-      if (res.headersSent) {
-        res.destroy();
-        return;
+      if (this.listener.isDraining) {
+        throw new MeshError('MESH_DRAINING', 'sidecar is shutting down', { headers: { 'retry-after': '1' } });
       }
-      const timedOut =
-        abort.signal.reason instanceof MeshError || err instanceof undiciErrors.HeadersTimeoutError;
-      const failure = timedOut
-        ? new MeshError('MESH_TIMEOUT', `app did not answer within ${this.options.timeoutMs} ms`, {
-            headers: { 'x-mesh-error': 'timeout' },
-          })
-        : new MeshError(
-            'MESH_UPSTREAM_FAILED',
-            `app at ${this.targetUrl.origin} failed: ${(err as Error).message}`,
-            {
-              cause: err,
-              headers: { 'x-mesh-error': 'upstream-reset' },
-            },
-          );
-      this.options.logger.warn({ requestId, err: (err as Error).message }, 'ingress forward failed');
-      sendProblem(res, failure, req.url);
-    } finally {
-      clearTimeout(timer);
+      matchRoute(ctx, rules.api);
+      if (rules.api) {
+        annotateResponse(res, { route: ctx.route });
+        span.updateName(`${ctx.method} ${ctx.route}`);
+        span.setAttribute('http.route', ctx.route);
+      }
+      rules.limiter?.check(ctx, 'before-auth');
+      if (rules.auth) await rules.auth.authenticate(ctx);
+      rules.limiter?.check(ctx, 'after-auth');
+      await validateRequest(ctx, rules);
+      await forward(ctx, this.forwardDeps, trace.setSpan(parent, span), rules.validateResponses);
+    } catch (err) {
+      this.reject(ctx, err);
     }
+  }
+
+  private reject(ctx: IngressContext, err: unknown): void {
+    const error = toMeshError(err);
+    if (error.code === 'MESH_INTERNAL') {
+      this.options.logger.error({ err, requestId: ctx.requestId }, 'ingress request failed');
+    }
+    const reason = REJECTION_REASONS[error.code];
+    if (reason) this.options.metrics.ingressRejections.inc({ route: ctx.route, reason });
+    sendProblem(ctx.res, error, ctx.path);
   }
 }

@@ -7,7 +7,9 @@
 export interface MeshConfig {
   admin: AdminConfig;
   ingress: IngressConfig;
+  egress: EgressConfig;
   kafka: KafkaConfig;
+  bridge: BridgeConfig;
   shutdown: ShutdownConfig;
   log: LogConfig;
   telemetry: TelemetryConfig;
@@ -61,6 +63,225 @@ export interface IngressConfig {
    * Serve the ingress listener over HTTPS (and mTLS when `clientCa` is set). Absent means plain HTTP.
    */
   tls?: TlsConfig;
+  /**
+   * Path to the app's OpenAPI 3.0 or 3.1 document (YAML or JSON), relative to the config file. Requests matching an operation are validated against it (path, query, header and cookie parameters, JSON bodies); the operation's path template becomes the `route` metric label. Reloaded on SIGHUP.
+   */
+  openapi?: string;
+  /**
+   * Answer 404 for a path that no operation of `openapi` matches and 405 (with `Allow`) for a method the path does not have. When false, such requests are forwarded unvalidated.
+   */
+  openapiStrict: boolean;
+  /**
+   * Check the app's JSON responses against the operation's documented responses. Mismatches are logged and counted in `mesh_ingress_response_validation_failures_total`; the response is relayed unchanged.
+   */
+  validateResponses: boolean;
+  /**
+   * Largest request body ingress accepts; larger bodies get 413.
+   */
+  maxBodyBytes: number;
+  /**
+   * Verify bearer tokens (JWS) before requests reach the app. Set exactly one of `jwksUrl` and `keysFile`. Absent means no authentication.
+   */
+  jwt?: {
+    /**
+     * URL of the issuer's JSON Web Key Set. Keys are cached, refetched when a token names an unknown `kid` (at most once per `jwksCooldownMs`) and after `jwksCacheMaxAgeMs`.
+     */
+    jwksUrl?: string;
+    /**
+     * Path to a JSON Web Key Set file (`{"keys": [...]}`), relative to the config file, used instead of `jwksUrl`. Re-read on SIGHUP.
+     */
+    keysFile?: string;
+    /**
+     * Required `iss` claim. Absent means any issuer.
+     */
+    issuer?: string;
+    /**
+     * Required `aud` value (one of the token's audiences). Absent means any audience.
+     */
+    audience?: string;
+    /**
+     * Accepted JWS algorithms. Absent means every asymmetric algorithm jose supports for the key.
+     */
+    algorithms?: string[];
+    /**
+     * Tolerance applied to `exp`, `nbf` and `iat`.
+     */
+    clockSkewSec: number;
+    /**
+     * Least time between two JWKS fetches triggered by unknown `kid`s, so forged tokens cannot hammer the issuer.
+     */
+    jwksCooldownMs: number;
+    /**
+     * How long a fetched JWKS is used before it is fetched again.
+     */
+    jwksCacheMaxAgeMs: number;
+    /**
+     * Claims passed to the app as request headers, `claim: header-name` (e.g. `sub: x-user-id`). Headers of these names sent by the caller are always removed. Non-string claims are sent as JSON.
+     */
+    forwardClaims: {
+      /**
+       * The request header that carries the claim.
+       */
+      [k: string]: string | undefined;
+    };
+    /**
+     * Request paths that need no token (health checks). An entry ending in `*` is a prefix.
+     */
+    skipPaths: string[];
+    /**
+     * Scopes required per operation, keyed `METHOD /path/template` or `/path/template` (every method); they replace what the OpenAPI `security` requirements say for that operation.
+     */
+    scopes: {
+      /**
+       * Scopes the token must all carry.
+       */
+      [k: string]: string[] | undefined;
+    };
+  };
+  /**
+   * Token buckets checked in order; a request must pass every rule that matches it. Each rule keeps one bucket per route (OpenAPI path template) and client key.
+   */
+  rateLimits: {
+    /**
+     * Name shown in logs and the `RateLimit-Policy` header.
+     */
+    name?: string;
+    /**
+     * Only requests with this method. Absent means every method.
+     */
+    method?: string;
+    /**
+     * Only the operation with this OpenAPI path template (or, without an OpenAPI document, this exact path). Absent means every route.
+     */
+    path?: string;
+    /**
+     * What tells clients apart: `address` (the client IP), `subject` (the verified JWT `sub`), or `header:<name>`. Requests without the key share one bucket.
+     */
+    key: string;
+    /**
+     * Refill rate of the bucket.
+     */
+    requestsPerSecond: number;
+    /**
+     * Bucket size: requests allowed at once. Absent means `requestsPerSecond` rounded up.
+     */
+    burst?: number;
+  }[];
+}
+/**
+ * The outbound HTTP router: the app calls `http://127.0.0.1:15001/...`; the service comes from the `Host` header (or a path-prefix route), and the sidecar picks an endpoint, applies timeouts, retries and load balancing. The listener runs only when at least one service is configured or `UPSTREAM_URL` is set.
+ */
+export interface EgressConfig {
+  /**
+   * Whether the egress router runs (when it has a service to route to).
+   */
+  enabled: boolean;
+  /**
+   * Address the egress listener binds to. Keep it on loopback: only the app in the pod should call it.
+   */
+  host: string;
+  /**
+   * TCP port of the egress listener. `0` binds any free port (used by tests).
+   */
+  port: number;
+  /**
+   * Serve the egress listener over HTTPS. Absent means plain HTTP.
+   */
+  tls?: TlsConfig;
+  /**
+   * Request bodies up to this size are kept in memory so the request can be sent again on a retry; larger bodies are streamed to the upstream and never retried.
+   */
+  maxRetryBodyBytes: number;
+  /**
+   * Upstream services by name. A request goes to the service whose name matches its `Host` header: `orders`, or with a namespace `orders.shop`, `orders.shop.svc`, `orders.shop.svc.cluster.local` (any port).
+   */
+  services: {
+    /**
+     * One upstream service: its endpoints and the policies applied to calls to it.
+     */
+    [k: string]:
+      | {
+          /**
+           * Kubernetes namespace of the service. When set, only that namespace matches the long `Host` forms; when absent, any namespace does.
+           */
+          namespace?: string;
+          /**
+           * Base URLs of the service's instances (`http://10.0.0.7:8080`, `https://orders-0.orders:8443`). A service without endpoints answers 503 `no-healthy-upstream`.
+           */
+          endpoints: string[];
+          /**
+           * How an endpoint is picked: `round_robin`, `least_request` (the less busy of two random endpoints) or `consistent_hash` (on `hashHeader`; requests without the header are spread round robin).
+           */
+          loadBalancer: 'round_robin' | 'least_request' | 'consistent_hash';
+          /**
+           * Request header whose value `consistent_hash` maps to an endpoint.
+           */
+          hashHeader?: string;
+          /**
+           * Overall time for a call, retries and backoff included, until the end of the response; then 504 with `x-mesh-error: timeout`.
+           */
+          timeoutMs: number;
+          /**
+           * How long opening a connection to an endpoint may take; longer counts as a connect failure.
+           */
+          connectTimeoutMs: number;
+          /**
+           * When a failed attempt is tried again. A request that reached the upstream is retried only when it is safe: GET, HEAD, OPTIONS, PUT, DELETE or an `Idempotency-Key` header; a connect failure is retried for any method.
+           */
+          retry: {
+            /**
+             * Most attempts per call, the first one included (`1` = no retries).
+             */
+            attempts: number;
+            /**
+             * How long one attempt may wait for the response headers. Absent means only the request timeout applies.
+             */
+            perTryTimeoutMs?: number;
+            /**
+             * Conditions that are retried: `connect-failure`, `reset` (connection closed or reset before the response headers), `timeout` (the per-try timeout fired), `5xx` (any 5xx status), `gateway-error` (502, 503, 504).
+             */
+            retryOn: ('connect-failure' | 'reset' | 'timeout' | '5xx' | 'gateway-error')[];
+            /**
+             * Further response statuses that are retried (for example `409` or `429`).
+             */
+            statuses: number[];
+            /**
+             * Backoff before the first retry; it doubles for each further retry (up to `maxBackoffMs`) and the actual wait is a random time between 0 and that value (full jitter).
+             */
+            baseBackoffMs: number;
+            /**
+             * Cap of the backoff before jitter.
+             */
+            maxBackoffMs: number;
+            /**
+             * Retry budget: retries over the last 10 s may be at most this share of the requests in the same 10 s (plus `minRetriesPerSecond`), so retries cannot multiply the load of an upstream that is down.
+             */
+            budgetRatio: number;
+            /**
+             * Retries always allowed by the budget, whatever the traffic (so a quiet service can still retry).
+             */
+            minRetriesPerSecond: number;
+          };
+        }
+      | undefined;
+  };
+  /**
+   * Path-prefix routes for requests whose `Host` names no service (the app calling `http://127.0.0.1:15001/orders/...`). The longest matching prefix wins.
+   */
+  routes: {
+    /**
+     * Path prefix, starting with `/`. It matches at segment boundaries: `/orders` matches `/orders` and `/orders/1`, not `/ordersx`.
+     */
+    prefix: string;
+    /**
+     * Name of a service in `egress.services`.
+     */
+    service: string;
+    /**
+     * Remove the prefix from the path before forwarding (`/orders/1` → `/1`).
+     */
+    stripPrefix: boolean;
+  }[];
 }
 /**
  * How the sidecar connects to Kafka.
@@ -76,6 +297,105 @@ export interface KafkaConfig {
    * Kafka client id, visible in broker logs and quotas.
    */
   clientId: string;
+}
+/**
+ * The REST-to-Kafka bridge listener (Strimzi HTTP bridge shapes): produce over REST and read topic metadata. Off unless enabled, since it needs a reachable Kafka cluster.
+ */
+export interface BridgeConfig {
+  /**
+   * Run the bridge listener and connect the shared producer at start-up (readiness waits for it).
+   */
+  enabled: boolean;
+  /**
+   * Address the bridge listener binds to. Loopback by default: only the app in the pod may produce.
+   */
+  host: string;
+  /**
+   * TCP port of the bridge listener; 0 picks a free port.
+   */
+  port: number;
+  /**
+   * Serve the bridge listener over HTTPS (and mTLS when `clientCa` is set). Absent means plain HTTP.
+   */
+  tls?: TlsConfig;
+  /**
+   * Largest request body accepted, in bytes; larger bodies are answered 413.
+   */
+  maxBodyBytes: number;
+  /**
+   * Most records one produce request may carry; more is answered 422.
+   */
+  maxRecordsPerRequest: number;
+  /**
+   * Back-pressure: when the bodies of produce requests not yet acknowledged by Kafka add up to more than this, new requests are answered 429 with `Retry-After`.
+   */
+  maxInFlightBytes: number;
+  /**
+   * How long a produce request waits for Kafka to acknowledge its records before answering 503 for the ones not acknowledged.
+   */
+  deliveryTimeoutMs: number;
+  /**
+   * Create a topic (with the broker's default partitions and replication) the first time a record is produced to it. Off: producing to an unknown topic answers 404 (40401).
+   */
+  autoCreateTopics: boolean;
+  /**
+   * Serve `POST /admin/topics` to create topics.
+   */
+  topicAdmin: boolean;
+  /**
+   * How long topic partition counts are cached before they are read again from the cluster.
+   */
+  metadataMaxAgeMs: number;
+  /**
+   * Requests with an `Idempotency-Key` header: a repeat within the window answers the first result and produces nothing new (or only the records the first attempt could not get acknowledged).
+   */
+  idempotency: {
+    /**
+     * How long an answer is kept for repeats of its key.
+     */
+    windowMs: number;
+    /**
+     * Bound on remembered keys; the oldest are forgotten first.
+     */
+    maxEntries: number;
+  };
+  /**
+   * The one shared, idempotent (acks=all) Kafka producer of the sidecar.
+   */
+  producer: {
+    /**
+     * Compression codec of produced batches.
+     */
+    compression: 'none' | 'gzip';
+    /**
+     * Most records sent to one partition in one produce request. Records wait while the previous batch of their partition is in flight, so batches grow with load.
+     */
+    maxBatchRecords: number;
+    /**
+     * Largest produce batch for one partition, in bytes of keys, values and headers.
+     */
+    maxBatchBytes: number;
+    /**
+     * How often a failed produce request is retried by the client before its records are answered 503.
+     */
+    retries: number;
+  };
+  /**
+   * Settings by topic name.
+   */
+  topics: {
+    /**
+     * Settings of one topic.
+     */
+    [k: string]:
+      | {
+          /**
+           * Path to a JSON Schema file every record value produced to this topic must match (json format only); otherwise the whole request is answered 422 and nothing is produced.
+           */
+          schema?: string;
+        }
+      | undefined;
+  };
 }
 /**
  * What happens on SIGTERM: the sidecar reports not-ready at once, keeps serving for `drainDelayMs`, then drains and stops.

@@ -17,6 +17,8 @@ import {
   validateConfig,
   zeroConfigUpstream,
   type AdminConfig,
+  type BridgeConfig,
+  type EgressConfig,
   type ConfigProblem,
   type IngressConfig,
   type JsonSchema,
@@ -64,7 +66,30 @@ describe('config', () => {
           target: 'http://127.0.0.1:8080',
           timeoutMs: 30000,
         },
+        egress: {
+          enabled: true,
+          host: '127.0.0.1',
+          port: 15001,
+          maxRetryBodyBytes: 1048576,
+          services: {},
+          routes: [],
+        },
         kafka: { bootstrap: ['127.0.0.1:9092'], clientId: 'mesh-sidecar' },
+        bridge: {
+          enabled: false,
+          host: '127.0.0.1',
+          port: 15002,
+          maxBodyBytes: 4194304,
+          maxRecordsPerRequest: 10000,
+          maxInFlightBytes: 67108864,
+          deliveryTimeoutMs: 30000,
+          autoCreateTopics: false,
+          topicAdmin: false,
+          metadataMaxAgeMs: 30000,
+          idempotency: { windowMs: 600000, maxEntries: 10000 },
+          producer: { compression: 'none', maxBatchRecords: 1000, maxBatchBytes: 1048576, retries: 5 },
+          topics: {},
+        },
         shutdown: { drainDelayMs: 5000, timeoutMs: 20000 },
         log: { level: 'info' },
         telemetry: { serviceName: 'mesh-sidecar' },
@@ -519,8 +544,39 @@ describe('config', () => {
         target: true,
         timeoutMs: true,
         tls: true,
+        openapi: true,
+        openapiStrict: true,
+        validateResponses: true,
+        maxBodyBytes: true,
+        jwt: true,
+        rateLimits: true,
       } satisfies Record<keyof IngressConfig, true>,
+      egress: {
+        enabled: true,
+        host: true,
+        port: true,
+        tls: true,
+        maxRetryBodyBytes: true,
+        services: true,
+        routes: true,
+      } satisfies Record<keyof EgressConfig, true>,
       kafka: { bootstrap: true, clientId: true } satisfies Record<keyof KafkaConfig, true>,
+      bridge: {
+        enabled: true,
+        host: true,
+        port: true,
+        tls: true,
+        maxBodyBytes: true,
+        maxRecordsPerRequest: true,
+        maxInFlightBytes: true,
+        deliveryTimeoutMs: true,
+        autoCreateTopics: true,
+        topicAdmin: true,
+        metadataMaxAgeMs: true,
+        idempotency: true,
+        producer: true,
+        topics: true,
+      } satisfies Record<keyof BridgeConfig, true>,
       shutdown: { drainDelayMs: true, timeoutMs: true } satisfies Record<keyof ShutdownConfig, true>,
       log: { level: true } satisfies Record<keyof LogConfig, true>,
       telemetry: { serviceName: true } satisfies Record<keyof TelemetryConfig, true>,
@@ -563,7 +619,10 @@ describe('config', () => {
     it('closes every object (additionalProperties: false)', () => {
       const open: string[] = [];
       const visit = (schema: JsonSchema, path: string): void => {
-        if (schema.type === 'object' && schema.additionalProperties !== false) open.push(path || '/');
+        const entries = schema.additionalProperties;
+        // A map (`additionalProperties` is a schema) is closed when the schema of its values is.
+        if (typeof entries === 'object' && entries !== null) visit(entries as JsonSchema, `${path}/*`);
+        else if (schema.type === 'object' && entries !== false) open.push(path || '/');
         for (const [key, child] of Object.entries((schema.properties as Record<string, JsonSchema>) ?? {})) {
           visit(child, `${path}/${key}`);
         }

@@ -17,17 +17,17 @@
  *   `null`/`~` are converted, and never where the schema says the value is a string (a numeric
  *   client id stays a string). Any other text stays a string, exactly as substituted.
  */
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule, { type FormatsPlugin } from 'ajv-formats';
 import { LineCounter, parseDocument } from 'yaml';
 import type { AdminConfig, IngressConfig, MeshConfig } from './config.generated.js';
+import { readSchemaText } from './package-files.js';
 
 export type {
   AdminConfig,
+  BridgeConfig,
+  EgressConfig,
   IngressConfig,
   KafkaConfig,
   LogConfig,
@@ -356,6 +356,26 @@ function objectAt(
 export function zeroConfigUpstream(env: NodeJS.ProcessEnv): string | undefined {
   const value = env.UPSTREAM_URL?.trim();
   return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * Zero-config mode (no config file, UPSTREAM_URL set; contract section 1): the defaults with the
+ * ingress listener off, so the sidecar runs admin and egress only. A malformed UPSTREAM_URL is a
+ * config problem (exit 2).
+ */
+export function zeroConfigMode(config: Config, upstreamUrl: string): Config {
+  let url: URL | undefined;
+  try {
+    url = new URL(upstreamUrl);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new ConfigError([
+      { pointer: '', message: `UPSTREAM_URL must be an http:// or https:// URL, got "${upstreamUrl}"` },
+    ]);
+  }
+  return validateConfig({ ...config, ingress: { ...config.ingress, enabled: false } });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -712,20 +732,7 @@ function isSchema(value: unknown): value is JsonSchema {
 // Small helpers
 
 function loadSchemaFile(name: string): JsonSchema {
-  // Walk up: the source runs from services/runtime/, the build from dist/services/runtime/; both find
-  // the package's schemas/ directory (which the package ships next to dist/).
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    const candidate = join(dir, 'schemas', name);
-    let text: string | undefined;
-    try {
-      text = readFileSync(candidate, 'utf8');
-    } catch {
-      text = undefined;
-    }
-    if (text !== undefined) return JSON.parse(text) as JsonSchema;
-    if (dirname(dir) === dir) throw new Error(`schemas/${name} not found above ${start}`);
-  }
+  return JSON.parse(readSchemaText(name)) as JsonSchema;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -8,7 +8,10 @@
 export interface ErrorSpec {
   readonly status: number;
   readonly title: string;
-  /** Five-digit bridge error_code whose first three digits are `status`; absent when the bridge never answers it. */
+  /**
+   * Five-digit bridge error_code whose first three digits are `status`. Without one, the bridge
+   * answers the generic `status * 100` (40000, 50300, ...).
+   */
   readonly bridgeCode?: number;
   readonly canRetry: boolean;
 }
@@ -40,6 +43,7 @@ export const ERRORS = {
     bridgeCode: 40902,
     canRetry: false,
   },
+  MESH_TOPIC_EXISTS: { status: 409, title: 'Topic already exists', bridgeCode: 40903, canRetry: false },
   MESH_PAYLOAD_TOO_LARGE: { status: 413, title: 'Body too large', bridgeCode: 41301, canRetry: false },
   MESH_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
@@ -65,6 +69,8 @@ export const ERRORS = {
   MESH_NOT_READY: { status: 503, title: 'Not ready', canRetry: true },
   MESH_DRAINING: { status: 503, title: 'Draining', canRetry: true },
   MESH_KAFKA_UNAVAILABLE: { status: 503, title: 'Kafka unavailable', bridgeCode: 50301, canRetry: true },
+  MESH_NO_HEALTHY_UPSTREAM: { status: 503, title: 'No healthy upstream', canRetry: true },
+  MESH_CIRCUIT_OPEN: { status: 503, title: 'Circuit open', canRetry: true },
   MESH_TIMEOUT: { status: 504, title: 'Timeout', canRetry: true },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -119,7 +125,7 @@ export class MeshError extends Error {
   toBridgeError(): BridgeErrorBody {
     const spec: ErrorSpec = ERRORS[this.code];
     return {
-      error_code: spec.bridgeCode ?? this.status * 100 + 1,
+      error_code: spec.bridgeCode ?? this.status * 100,
       message: this.message,
       ...(this.errors === undefined ? {} : { validation_errors: this.errors }),
     };

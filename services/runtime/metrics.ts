@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * The metrics every part of the sidecar shares. The registry is created by the caller (one per
@@ -9,6 +9,18 @@ export interface MeshMetrics {
   readonly httpServerRequests: Counter<'listener' | 'method' | 'route' | 'status'>;
   readonly httpServerDuration: Histogram<'listener' | 'method' | 'route' | 'status'>;
   readonly configReloads: Counter<'result'>;
+  /** Ingress: requests the sidecar answered itself, by route template and reason (`validation`, `unauthorized`, ...). */
+  readonly ingressRejections: Counter<'route' | 'reason'>;
+  readonly ingressResponseValidationFailures: Counter<'route' | 'method' | 'status'>;
+  readonly bridgeProducedRecords: Counter<'topic' | 'result'>;
+  readonly bridgeProducedBytes: Counter<'topic'>;
+  readonly bridgeProduceDuration: Histogram<'topic'>;
+  /** Egress: attempts sent to upstreams; `result` is the status class (`2xx`...) or `connect-failure|reset|timeout`. */
+  readonly upstreamRequests: Counter<'service' | 'result'>;
+  readonly upstreamRetries: Counter<'service'>;
+  readonly upstreamRetryBudgetExhausted: Counter<'service'>;
+  readonly circuitBreakerOpen: Gauge<'service'>;
+  readonly outlierEjections: Counter<'service'>;
 }
 
 export function createMetrics(registry: Registry = new Registry()): MeshMetrics {
@@ -29,10 +41,71 @@ export function createMetrics(registry: Registry = new Registry()): MeshMetrics 
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    bridgeProducedRecords: new Counter({
+      name: 'mesh_bridge_produced_records_total',
+      help: 'Records of REST produce requests, by topic and result (success|failed|rejected).',
+      labelNames: ['topic', 'result'],
+      registers: [registry],
+    }),
+    bridgeProducedBytes: new Counter({
+      name: 'mesh_bridge_produced_bytes_total',
+      help: 'Key, value and header bytes of records Kafka acknowledged, by topic.',
+      labelNames: ['topic'],
+      registers: [registry],
+    }),
+    bridgeProduceDuration: new Histogram({
+      name: 'mesh_bridge_produce_duration_seconds',
+      help: 'Time from a produce request being accepted to all its records being acknowledged or failed, by topic.',
+      labelNames: ['topic'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    ingressRejections: new Counter({
+      name: 'mesh_ingress_rejected_requests_total',
+      help: 'Ingress requests refused before reaching the app, by route template and reason.',
+      labelNames: ['route', 'reason'],
+      registers: [registry],
+    }),
+    ingressResponseValidationFailures: new Counter({
+      name: 'mesh_ingress_response_validation_failures_total',
+      help: 'App responses that do not match the OpenAPI document, by route template, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers: [registry],
+    }),
     configReloads: new Counter({
       name: 'mesh_config_reloads_total',
       help: 'Config reloads on SIGHUP, by result (success|failure).',
       labelNames: ['result'],
+      registers: [registry],
+    }),
+    upstreamRequests: new Counter({
+      name: 'mesh_upstream_requests_total',
+      help: 'Egress attempts sent to upstream endpoints, by service and result (status class, or connect-failure|reset|timeout).',
+      labelNames: ['service', 'result'],
+      registers: [registry],
+    }),
+    upstreamRetries: new Counter({
+      name: 'mesh_upstream_retries_total',
+      help: 'Egress retries (attempts after the first), by service.',
+      labelNames: ['service'],
+      registers: [registry],
+    }),
+    upstreamRetryBudgetExhausted: new Counter({
+      name: 'mesh_upstream_retry_budget_exhausted_total',
+      help: 'Egress retries not made because the retry budget was spent, by service.',
+      labelNames: ['service'],
+      registers: [registry],
+    }),
+    circuitBreakerOpen: new Gauge({
+      name: 'mesh_circuit_breaker_open',
+      help: '1 while the egress circuit breaker of a service is open or half-open, else 0.',
+      labelNames: ['service'],
+      registers: [registry],
+    }),
+    outlierEjections: new Counter({
+      name: 'mesh_outlier_ejections_total',
+      help: 'Egress endpoints ejected by outlier detection, by service.',
+      labelNames: ['service'],
       registers: [registry],
     }),
   };

@@ -1,7 +1,14 @@
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, formatProblems, loadConfig, type Config } from '../runtime/config.js';
+import {
+  ConfigError,
+  formatProblems,
+  loadConfig,
+  zeroConfigMode,
+  zeroConfigUpstream,
+  type Config,
+} from '../runtime/config.js';
 import { createLogger, type Logger } from '../runtime/logging.js';
+import { packageVersion } from '../runtime/package-files.js';
 import { createMetrics } from '../runtime/metrics.js';
 import { startTelemetry } from '../runtime/telemetry.js';
 import { checkConfig } from './check-config.js';
@@ -18,21 +25,6 @@ const USAGE = `Usage:
 
 Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.
 Exit codes: 0 clean shutdown, 1 fatal runtime error, 2 bad usage or bad config.`;
-
-export function packageVersion(): string {
-  for (const relative of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'mesh-sidecar' && pkg.version) return pkg.version;
-    } catch {
-      // Try the next layout: the source tree and dist/ sit at different depths.
-    }
-  }
-  return 'unknown';
-}
 
 /** Parses the command line and runs it; resolves with the process exit code. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -79,6 +71,9 @@ async function run(configFile: string | undefined, env: NodeJS.ProcessEnv): Prom
   let config: Config;
   try {
     config = await loadConfig({ file: configFile, env });
+    // Zero-config mode: no file and UPSTREAM_URL set runs admin + egress only (contract section 1).
+    const upstreamUrl = zeroConfigUpstream(env);
+    if (configFile === undefined && upstreamUrl !== undefined) config = zeroConfigMode(config, upstreamUrl);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     for (const line of formatProblems(err.problems)) process.stderr.write(`${line}\n`);

@@ -1,10 +1,14 @@
+import { dirname, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Component } from '../runtime/component.js';
-import { ConfigError, loadConfig, redactConfig, type Config } from '../runtime/config.js';
+import { ConfigError, loadConfig, redactConfig, zeroConfigUpstream, type Config } from '../runtime/config.js';
 import type { Logger } from '../runtime/logging.js';
 import type { MeshMetrics } from '../runtime/metrics.js';
 import type { Telemetry } from '../runtime/telemetry.js';
 import { IngressComponent } from '../../proxy/ingress/ingress.js';
+import { EgressComponent, egressWanted } from '../../proxy/egress/egress.js';
+import { BridgeComponent } from '../../bridge/bridge.js';
+import { packageVersion } from '../runtime/package-files.js';
 import { AdminComponent, type ReadinessCheck } from './admin.js';
 
 export interface SidecarOptions {
@@ -23,6 +27,14 @@ export type ReloadResult = { ok: true } | { ok: false; problems: string[] };
 const RELOADABLE_SECTIONS = new Set(['log', 'shutdown']);
 
 /**
+ * What a component says about a new config on SIGHUP: accepted, with a `commit` that applies it
+ * (called only when every changed section was accepted), or refused with `<json-pointer>: <message>`s.
+ */
+export type ReloadVerdict = { ok: true; commit(): void } | { ok: false; problems: string[] };
+/** Checks and prepares a changed config section; registered per section by the wiring below. */
+export type Reconfigurer = (next: Config) => ReloadVerdict | Promise<ReloadVerdict>;
+
+/**
  * The only place where components are wired together. Owns start order, readiness, reload and
  * the shutdown sequence of the contract: not ready at once → drain delay → listeners stop
  * accepting and finish in-flight work → workers and clients flush → admin last → exit.
@@ -32,6 +44,8 @@ export class Sidecar {
   private readonly admin: AdminComponent;
   /** Started after admin, in this order; drained in this order too (listeners first). */
   private readonly components: Component[] = [];
+  /** Sections a component can take over at runtime (SIGHUP), beyond `RELOADABLE_SECTIONS`. */
+  private readonly reconfigurers = new Map<string, Reconfigurer>();
   private started = false;
   private shutdownPromise: Promise<void> | undefined;
   private shutdownReason: string | undefined;
@@ -54,7 +68,36 @@ export class Sidecar {
     });
     if (config.ingress.enabled) {
       this.components.push(
-        new IngressComponent({ ...config.ingress, metrics, logger, tracer: telemetry.tracer }),
+        new IngressComponent({
+          ...config.ingress,
+          rules: config.ingress,
+          baseDir: options.configFile ? dirname(resolve(options.configFile)) : process.cwd(),
+          metrics,
+          logger,
+          tracer: telemetry.tracer,
+        }),
+      );
+      const ingress = this.components.at(-1) as IngressComponent;
+      this.reconfigurers.set('ingress', (next) => ingress.reconfigure(next.ingress));
+    }
+    // UPSTREAM_URL (zero-config mode's upstream) is read here, not from the document.
+    const upstreamUrl = zeroConfigUpstream(options.env);
+    if (egressWanted(config.egress, upstreamUrl)) {
+      this.components.push(
+        new EgressComponent({ config: config.egress, upstreamUrl, metrics, logger, tracer: telemetry.tracer }),
+      );
+    }
+    if (config.bridge.enabled) {
+      this.components.push(
+        new BridgeComponent({
+          bridge: config.bridge,
+          kafka: config.kafka,
+          baseDir: options.configFile ? dirname(resolve(options.configFile)) : process.cwd(),
+          version: packageVersion(),
+          metrics,
+          logger,
+          tracer: telemetry.tracer,
+        }),
       );
     }
   }
@@ -131,17 +174,25 @@ export class Sidecar {
         return { ok: false, problems: err.problems.map((p) => `${p.pointer || '/'}: ${p.message}`) };
       throw err;
     }
-    const needRestart = Object.keys(next).filter(
+    const changed = Object.keys(next).filter(
       (section) =>
         !RELOADABLE_SECTIONS.has(section) &&
         !isDeepStrictEqual(next[section as keyof Config], this.config[section as keyof Config]),
     );
-    if (needRestart.length > 0) {
-      return {
-        ok: false,
-        problems: needRestart.map((section) => `/${section}: changing this section needs a restart`),
-      };
+    const problems: string[] = [];
+    const commits: (() => void)[] = [];
+    for (const section of changed) {
+      const reconfigure = this.reconfigurers.get(section);
+      if (!reconfigure) {
+        problems.push(`/${section}: changing this section needs a restart`);
+        continue;
+      }
+      const verdict = await reconfigure(next);
+      if (verdict.ok) commits.push(() => verdict.commit());
+      else problems.push(...verdict.problems);
     }
+    if (problems.length > 0) return { ok: false, problems };
+    for (const commit of commits) commit();
     this.config = next;
     this.options.logger.level = next.log.level;
     return { ok: true };

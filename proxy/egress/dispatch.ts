@@ -1,0 +1,312 @@
+/**
+ * The egress path as a chain of small dispatch layers, each with one job, in the manner of undici's
+ * interceptors: a layer turns one `Send` into another. A call goes through the call layers
+ * (overall timeout, retry) once and through the attempt layers (endpoint pick, client span,
+ * per-try timeout, metrics, transport) once per attempt.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { propagation, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
+import { MeshError } from '../../services/runtime/errors.js';
+import type { MeshMetrics } from '../../services/runtime/metrics.js';
+import type { Balancer } from './balancer.js';
+import type { Endpoint } from './endpoints.js';
+import type { RetryPolicy } from './policy.js';
+import {
+  backoffMs,
+  classifyError,
+  isSafeToResend,
+  matchesRetryOn,
+  reachedUpstream,
+  type AttemptOutcome,
+  type FailureKind,
+  type RetryBudget,
+} from './retry.js';
+
+/** One call of the app to a service, as it travels down the layers. */
+export interface Call {
+  readonly service: string;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  /** A buffer can be sent again; a stream (a body over `maxRetryBodyBytes`) only once. */
+  readonly body: Buffer | Readable | null;
+  /** Aborted when the overall timeout fires or the app goes away; `reason` says which. */
+  readonly signal: AbortSignal;
+  /** Trace context of the egress SERVER span; attempts are its children. */
+  readonly context: Context;
+  readonly hashKey?: string | undefined;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  /** The backoff waited before this attempt (0 for the first). */
+  readonly backoffMs: number;
+  /** Endpoints earlier attempts of this call used (a retry prefers another one). */
+  readonly tried: Set<Endpoint>;
+  /** Set by the endpoint layer. */
+  readonly endpoint?: Endpoint | undefined;
+}
+
+export interface Answer {
+  readonly statusCode: number;
+  readonly headers: IncomingHttpHeaders;
+  /** The response body; whoever gets the answer must consume or destroy it. */
+  readonly body: Readable;
+  readonly endpoint: Endpoint;
+}
+
+/** An attempt that ended without a response. */
+export class AttemptFailure extends Error {
+  override readonly name = 'AttemptFailure';
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+    readonly endpoint?: Endpoint,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export type Send = (call: Call) => Promise<Answer>;
+export type Layer = (next: Send) => Send;
+
+/** compose(a, b, c)(send): a runs first and calls b, which calls c, which calls send. */
+export function compose(...layers: Layer[]): (send: Send) => Send {
+  return (send) => layers.reduceRight((next, layer) => layer(next), send);
+}
+
+/** Runs `done` once the answer's body has ended, failed or been destroyed. */
+function whenBodyDone(answer: Answer, done: () => void): void {
+  let called = false;
+  const once = () => {
+    if (called) return;
+    called = true;
+    done();
+  };
+  if (answer.body.destroyed || answer.body.readableEnded) once();
+  else {
+    answer.body.once('close', once);
+    answer.body.once('end', once);
+    answer.body.once('error', once);
+  }
+}
+
+function discard(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Call layers
+
+/** Overall time of the call, retries and the response body included: then 504 `timeout`. */
+export function overallTimeout(timeoutMs: number): Layer {
+  return (next) => async (call) => {
+    const controller = new AbortController();
+    const timer = setTimeout(() => {
+      controller.abort(
+        new MeshError('MESH_TIMEOUT', `upstream ${call.service} did not answer within ${timeoutMs} ms`, {
+          headers: { 'x-mesh-error': 'timeout' },
+        }),
+      );
+    }, timeoutMs);
+    const signal = AbortSignal.any([call.signal, controller.signal]);
+    try {
+      const answer = await next({ ...call, signal });
+      whenBodyDone(answer, () => clearTimeout(timer));
+      return answer;
+    } catch (err) {
+      clearTimeout(timer);
+      throw signal.aborted && signal.reason instanceof MeshError ? signal.reason : err;
+    }
+  };
+}
+
+export interface RetryLayerOptions {
+  readonly policy: RetryPolicy;
+  readonly budget: RetryBudget | undefined;
+  readonly metrics: MeshMetrics;
+  readonly random?: () => number;
+}
+
+/**
+ * Sends the call again while the policy allows it: the outcome matches `retryOn`, attempts are left,
+ * the body can be sent again, a request the upstream may have seen is safe to resend (contract
+ * section 5), and the retry budget has room. Waits a full-jitter backoff between attempts. What the
+ * last attempt produced (response or failure) is what the call produces.
+ */
+export function retry(options: RetryLayerOptions): Layer {
+  const { policy, budget, metrics } = options;
+  const random = options.random ?? Math.random;
+  return (next) => async (call) => {
+    budget?.recordRequest();
+    const resendable = call.body === null || Buffer.isBuffer(call.body);
+    const safe = isSafeToResend(call.method, call.headers);
+    let wait = 0;
+    for (let attempt = 1; ; attempt += 1) {
+      let answer: Answer | undefined;
+      let failure: AttemptFailure | undefined;
+      let outcome: AttemptOutcome;
+      try {
+        answer = await next({ ...call, attempt, backoffMs: wait });
+        outcome = { kind: 'status', status: answer.statusCode };
+      } catch (err) {
+        if (!(err instanceof AttemptFailure)) throw err;
+        failure = err;
+        outcome = { kind: err.kind };
+      }
+      const wanted =
+        attempt < policy.attempts &&
+        matchesRetryOn(policy, outcome) &&
+        resendable &&
+        (safe || !reachedUpstream(outcome)) &&
+        !call.signal.aborted;
+      if (wanted && budget !== undefined && !budget.tryWithdraw()) {
+        metrics.upstreamRetryBudgetExhausted.inc({ service: call.service });
+      } else if (wanted) {
+        metrics.upstreamRetries.inc({ service: call.service });
+        if (answer) discard(answer.body);
+        wait = backoffMs(attempt, policy, random);
+        if (wait > 0) {
+          try {
+            await sleep(wait, undefined, { signal: call.signal });
+          } catch {
+            throw call.signal.reason instanceof Error ? call.signal.reason : new Error('call aborted');
+          }
+        }
+        continue;
+      }
+      if (answer) return answer;
+      throw failure ?? new Error('attempt ended without an answer');
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attempt layers
+
+export interface EndpointSource {
+  /** Endpoints an attempt may use now. */
+  eligible(): readonly Endpoint[];
+}
+
+/** Picks the endpoint of this attempt; none left is 503 `no-healthy-upstream`. */
+export function pickEndpoint(source: EndpointSource, balancer: Balancer): Layer {
+  return (next) => (call) => {
+    const endpoint = balancer.pick(source.eligible(), { avoid: call.tried, hashKey: call.hashKey });
+    if (endpoint === undefined) {
+      return Promise.reject(
+        new MeshError('MESH_NO_HEALTHY_UPSTREAM', `service ${call.service} has no healthy endpoint`, {
+          headers: { 'x-mesh-error': 'no-healthy-upstream', 'retry-after': '1' },
+        }),
+      );
+    }
+    call.tried.add(endpoint);
+    return next({ ...call, endpoint });
+  };
+}
+
+/** A CLIENT span per attempt, child of the egress SERVER span, its context sent to the upstream. */
+export function clientSpan(tracer: Tracer): Layer {
+  return (next) => async (call) => {
+    const endpoint = call.endpoint!;
+    const span = tracer.startSpan(
+      call.method,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'http.request.method': call.method,
+          'server.address': endpoint.url.hostname,
+          'server.port': Number(endpoint.url.port || (endpoint.url.protocol === 'https:' ? 443 : 80)),
+          'url.full': `${endpoint.origin}${call.path}`,
+          'mesh.service': call.service,
+          'mesh.retry.backoff_ms': call.backoffMs,
+          ...(call.attempt > 1 ? { 'http.request.resend_count': call.attempt - 1 } : {}),
+        },
+      },
+      call.context,
+    );
+    const headers: IncomingHttpHeaders = { ...call.headers };
+    propagation.inject(trace.setSpan(call.context, span), headers);
+    try {
+      const answer = await next({ ...call, headers });
+      span.setAttribute('http.response.status_code', answer.statusCode);
+      if (answer.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      whenBodyDone(answer, () => span.end());
+      return answer;
+    } catch (err) {
+      span.setAttribute('error.type', err instanceof AttemptFailure ? err.kind : 'aborted');
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      span.end();
+      throw err;
+    }
+  };
+}
+
+/** Bounds the wait for the response headers of one attempt; firing is a `timeout` failure. */
+export function perTryTimeout(timeoutMs: number | undefined): Layer {
+  if (timeoutMs === undefined) return (next) => next;
+  return (next) => async (call) => {
+    const controller = new AbortController();
+    const failure = new AttemptFailure(
+      'timeout',
+      `no response headers from ${call.endpoint?.origin ?? call.service} within ${timeoutMs} ms`,
+      call.endpoint,
+    );
+    const timer = setTimeout(() => controller.abort(failure), timeoutMs);
+    try {
+      return await next({ ...call, signal: AbortSignal.any([call.signal, controller.signal]) });
+    } catch (err) {
+      throw controller.signal.aborted && !call.signal.aborted ? failure : err;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+/** `mesh_upstream_requests_total` per attempt, and the endpoint's active count for least_request. */
+export function attemptMetrics(metrics: MeshMetrics): Layer {
+  return (next) => async (call) => {
+    const endpoint = call.endpoint!;
+    endpoint.active += 1;
+    try {
+      const answer = await next(call);
+      metrics.upstreamRequests.inc({
+        service: call.service,
+        result: `${Math.floor(answer.statusCode / 100)}xx`,
+      });
+      whenBodyDone(answer, () => (endpoint.active -= 1));
+      return answer;
+    } catch (err) {
+      endpoint.active -= 1;
+      if (err instanceof AttemptFailure)
+        metrics.upstreamRequests.inc({ service: call.service, result: err.kind });
+      throw err;
+    }
+  };
+}
+
+/** The bottom of the chain: one request on the endpoint's keep-alive pool. */
+export const transport: Send = async (call) => {
+  const endpoint = call.endpoint!;
+  try {
+    const response = await endpoint.pool.request({
+      path: call.path,
+      method: call.method,
+      headers: call.headers,
+      body: call.body,
+      signal: call.signal,
+    });
+    return {
+      statusCode: response.statusCode,
+      headers: response.headers,
+      body: response.body,
+      endpoint,
+    };
+  } catch (err) {
+    if (call.signal.aborted) throw call.signal.reason instanceof Error ? call.signal.reason : err;
+    const kind = classifyError(err);
+    throw new AttemptFailure(kind, `${endpoint.origin}: ${(err as Error).message}`, endpoint, { cause: err });
+  }
+};

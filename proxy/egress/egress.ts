@@ -1,0 +1,265 @@
+/**
+ * The egress listener (127.0.0.1:15001): the app's outgoing calls. A plain node:http listener routes
+ * each request to a service (router.ts) and hands it to that service's dispatch chain (service.ts);
+ * this file only turns HTTP in and out of that chain.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import type { Logger } from 'pino';
+import type { Component, Readiness } from '../../services/runtime/component.js';
+import type { Config } from '../../services/runtime/config.js';
+import { MeshError } from '../../services/runtime/errors.js';
+import { annotateResponse, ensureRequestId, HttpListener, sendProblem } from '../../services/runtime/http.js';
+import type { MeshMetrics } from '../../services/runtime/metrics.js';
+import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
+import { AttemptFailure } from './dispatch.js';
+import {
+  servicePolicyFromConfig,
+  zeroConfigPolicy,
+  ZERO_CONFIG_SERVICE,
+  type ServicePolicy,
+} from './policy.js';
+import { Router } from './router.js';
+import { UpstreamService } from './service.js';
+
+type EgressSection = Config['egress'];
+
+export interface EgressOptions {
+  readonly config: EgressSection;
+  /** Zero-config mode's `UPSTREAM_URL`: the catch-all service for requests no service or route claims. */
+  readonly upstreamUrl?: string | undefined;
+  readonly metrics: MeshMetrics;
+  readonly logger: Logger;
+  readonly tracer: Tracer;
+  /** Randomness of jitter and least_request; tests pin it. */
+  readonly random?: () => number;
+}
+
+/** Whether the egress listener has anything to do (see the schema's `egress` description). */
+export function egressWanted(config: EgressSection, upstreamUrl: string | undefined): boolean {
+  return config.enabled && (Object.keys(config.services).length > 0 || upstreamUrl !== undefined);
+}
+
+/** Client-gone reason for the call's signal, so the chain stops without answering anyone. */
+class ClientGone extends Error {
+  override readonly name = 'ClientGone';
+}
+
+export class EgressComponent implements Component {
+  readonly name = 'egress';
+  private readonly listener: HttpListener;
+  private readonly services = new Map<string, UpstreamService>();
+  private readonly router: Router;
+  private readonly maxRetryBodyBytes: number;
+
+  constructor(private readonly options: EgressOptions) {
+    const { config, metrics, logger, tracer, random } = options;
+    const policies: ServicePolicy[] = Object.entries(config.services).flatMap(([name, service]) =>
+      service === undefined ? [] : [servicePolicyFromConfig(name, service)],
+    );
+    if (options.upstreamUrl !== undefined && !config.services[ZERO_CONFIG_SERVICE]) {
+      policies.push(zeroConfigPolicy(options.upstreamUrl));
+    }
+    for (const policy of policies) {
+      this.services.set(policy.name, new UpstreamService({ policy, metrics, tracer, random }));
+    }
+    this.router = new Router(
+      policies,
+      config.routes,
+      options.upstreamUrl === undefined ? undefined : ZERO_CONFIG_SERVICE,
+    );
+    this.maxRetryBodyBytes = config.maxRetryBodyBytes;
+    this.listener = new HttpListener({
+      name: 'egress',
+      host: config.host,
+      port: config.port,
+      tls: config.tls,
+      handler: (req, res) => void this.handle(req, res),
+      metrics,
+      logger,
+    });
+  }
+
+  get url(): string {
+    return this.listener.url;
+  }
+
+  /** The service by name (tests look at endpoints and counters). */
+  service(name: string): UpstreamService | undefined {
+    return this.services.get(name);
+  }
+
+  async start(): Promise<void> {
+    for (const route of this.options.config.routes) {
+      if (!this.services.has(route.service)) {
+        throw new Error(`egress route ${route.prefix} names unknown service "${route.service}"`);
+      }
+    }
+    await this.listener.listen();
+  }
+
+  readiness(): Readiness {
+    return this.listener.isListening
+      ? { ready: true }
+      : { ready: false, reason: 'egress listener not bound' };
+  }
+
+  async drain(): Promise<void> {
+    await this.listener.drain();
+    await Promise.all([...this.services.values()].map((service) => service.close()));
+  }
+
+  async stop(): Promise<void> {
+    await this.listener.stop();
+    await Promise.all([...this.services.values()].map((service) => service.destroy()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { tracer, logger } = this.options;
+    const requestId = ensureRequestId(req, res);
+    const method = req.method ?? 'GET';
+    const target = this.router.route(req.headers.host, req.url ?? '/');
+    annotateResponse(res, { route: target.service === undefined ? 'unknown' : target.route });
+
+    const parent = propagation.extract(context.active(), req.headers);
+    const span = tracer.startSpan(
+      `${method} egress`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'http.request.method': method,
+          'url.path': req.url ?? '/',
+          ...(target.service === undefined ? {} : { 'mesh.service': target.service }),
+        },
+      },
+      parent,
+    );
+    annotateResponse(res, { traceId: span.spanContext().traceId });
+    res.once('close', () => {
+      span.setAttribute('http.response.status_code', res.statusCode);
+      if (res.statusCode >= 500 || !res.writableFinished) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    });
+
+    if (target.service === undefined) {
+      req.resume();
+      sendProblem(
+        res,
+        new MeshError('MESH_NOT_FOUND', `no egress service or route for host "${target.host}"`),
+        req.url,
+      );
+      return;
+    }
+    if (this.listener.isDraining) {
+      req.resume();
+      sendProblem(
+        res,
+        new MeshError('MESH_DRAINING', 'sidecar is shutting down', { headers: { 'retry-after': '1' } }),
+      );
+      return;
+    }
+    const service = this.services.get(target.service)!;
+
+    const gone = new AbortController();
+    const onGone = () => {
+      if (!res.writableFinished) gone.abort(new ClientGone('the app closed the connection'));
+    };
+    res.once('close', onGone);
+
+    const headers = withoutHopByHop(req.headers) as Record<string, string | string[]>;
+    addForwardingHeaders(headers, {
+      clientAddress: req.socket.remoteAddress,
+      protocol: this.listener.url.startsWith('https') ? 'https' : 'http',
+      host: req.headers.host,
+    });
+    // The upstream sees its own authority (undici sets Host from the endpoint), the app's in x-forwarded-host.
+    delete headers.host;
+    headers['x-request-id'] = requestId;
+    const hashHeader = service.policy.hashHeader;
+    const hashValue = hashHeader === undefined ? undefined : req.headers[hashHeader];
+
+    try {
+      const body = await this.readBody(req);
+      const answer = await service.send({
+        service: service.name,
+        method,
+        path: target.path,
+        headers,
+        body,
+        signal: gone.signal,
+        context: trace.setSpan(parent, span),
+        hashKey: Array.isArray(hashValue) ? hashValue.join(',') : hashValue,
+        attempt: 1,
+        backoffMs: 0,
+        tried: new Set(),
+      });
+      res.writeHead(answer.statusCode, withoutHopByHop(answer.headers));
+      await pipeline(answer.body, res);
+    } catch (err) {
+      if (gone.signal.aborted) return;
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const failure = this.toMeshError(service, err);
+      if (failure.status >= 500) {
+        logger.warn({ requestId, service: service.name, err: (err as Error).message }, 'egress call failed');
+      }
+      sendProblem(res, failure, req.url);
+    } finally {
+      res.off('close', onGone);
+    }
+  }
+
+  /**
+   * Keeps a body of up to `maxRetryBodyBytes` in memory so it can be sent again; a larger one is
+   * streamed (what was read, then the rest) and the call is not retried.
+   */
+  private async readBody(req: IncomingMessage): Promise<Buffer | Readable | null> {
+    const framed =
+      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (!framed) {
+      req.resume();
+      return null;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const iterator = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    for (;;) {
+      const step: IteratorResult<Buffer> = await iterator.next();
+      if (step.done) return Buffer.concat(chunks, size);
+      chunks.push(step.value);
+      size += step.value.length;
+      if (size > this.maxRetryBodyBytes) {
+        return Readable.from(
+          (async function* () {
+            yield* chunks;
+            for (;;) {
+              const next = await iterator.next();
+              if (next.done) return;
+              yield next.value;
+            }
+          })(),
+          { objectMode: false },
+        );
+      }
+    }
+  }
+
+  private toMeshError(service: UpstreamService, err: unknown): MeshError {
+    if (err instanceof MeshError) return err;
+    if (err instanceof AttemptFailure) {
+      const message = `upstream ${service.name} failed (${err.kind}): ${err.message}`;
+      if (err.kind === 'timeout' && service.policy.whenExhausted === 'by-cause') {
+        return new MeshError('MESH_TIMEOUT', message, { cause: err, headers: { 'x-mesh-error': 'timeout' } });
+      }
+      return new MeshError('MESH_UPSTREAM_FAILED', message, {
+        cause: err,
+        headers: { 'x-mesh-error': err.kind === 'timeout' ? 'timeout' : 'upstream-reset' },
+      });
+    }
+    return new MeshError('MESH_INTERNAL', 'egress failed', { cause: err });
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * What a service's calls are subject to, in the shape the dispatch layers use. Built from the
+ * validated config (`servicePolicyFromConfig`) or, for zero-config mode, from `UPSTREAM_URL` alone
+ * (`zeroConfigPolicy`), so both paths run the very same code.
+ */
+import type { Config } from '../../services/runtime/config.js';
+
+export type RetryCondition = 'connect-failure' | 'reset' | 'timeout' | '5xx' | 'gateway-error';
+export type LoadBalancerKind = 'round_robin' | 'least_request' | 'consistent_hash';
+
+export interface RetryBudgetPolicy {
+  /** Retries may be at most this share of the requests in the window (plus the minimum below). */
+  readonly ratio: number;
+  readonly minRetriesPerSecond: number;
+}
+
+export interface RetryPolicy {
+  /** Most attempts per call, the first included. */
+  readonly attempts: number;
+  readonly perTryTimeoutMs: number | undefined;
+  readonly retryOn: ReadonlySet<RetryCondition>;
+  readonly statuses: ReadonlySet<number>;
+  readonly baseBackoffMs: number;
+  readonly maxBackoffMs: number;
+  /** Absent: no budget (zero-config mode, like the reference sidecar). */
+  readonly budget: RetryBudgetPolicy | undefined;
+}
+
+export interface ServicePolicy {
+  readonly name: string;
+  readonly namespace: string | undefined;
+  readonly endpoints: readonly string[];
+  readonly loadBalancer: LoadBalancerKind;
+  readonly hashHeader: string | undefined;
+  readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly retry: RetryPolicy;
+  /**
+   * What a call answers when every attempt failed without a response: `by-cause` gives 504 for a
+   * timeout and 502 otherwise (contract section 3); `bad-gateway` always gives 502, as the reference
+   * sidecar of zero-config mode does.
+   */
+  readonly whenExhausted: 'by-cause' | 'bad-gateway';
+}
+
+type ServiceConfig = NonNullable<Config['egress']['services'][string]>;
+
+export function servicePolicyFromConfig(name: string, config: ServiceConfig): ServicePolicy {
+  const { retry } = config;
+  return {
+    name,
+    namespace: config.namespace,
+    endpoints: config.endpoints,
+    loadBalancer: config.loadBalancer,
+    hashHeader: config.hashHeader?.toLowerCase(),
+    timeoutMs: config.timeoutMs,
+    connectTimeoutMs: config.connectTimeoutMs,
+    retry: {
+      attempts: retry.attempts,
+      perTryTimeoutMs: retry.perTryTimeoutMs,
+      retryOn: new Set(retry.retryOn),
+      statuses: new Set(retry.statuses),
+      baseBackoffMs: retry.baseBackoffMs,
+      maxBackoffMs: Math.max(retry.maxBackoffMs, 0),
+      budget: { ratio: retry.budgetRatio, minRetriesPerSecond: retry.minRetriesPerSecond },
+    },
+    whenExhausted: 'by-cause',
+  };
+}
+
+/** The name zero-config mode's catch-all service goes by (metric label `service`). */
+export const ZERO_CONFIG_SERVICE = 'upstream';
+
+/**
+ * Zero-config mode (contract section 1), as the reference sidecar in ../shared/seeds does it: up to 4
+ * attempts when the connection fails, is reset or times out, 2 s per try, full-jitter backoff from
+ * 120 ms doubling up to 1 s, HTTP statuses relayed as they are, 502 once every attempt failed.
+ * The overall timeout leaves room for every attempt and backoff (4 × 2 s + 120 + 240 + 480 ms).
+ */
+export function zeroConfigPolicy(upstreamUrl: string): ServicePolicy {
+  return {
+    name: ZERO_CONFIG_SERVICE,
+    namespace: undefined,
+    endpoints: [upstreamUrl],
+    loadBalancer: 'round_robin',
+    hashHeader: undefined,
+    timeoutMs: 10_000,
+    connectTimeoutMs: 1_000,
+    retry: {
+      attempts: 4,
+      perTryTimeoutMs: 2_000,
+      retryOn: new Set<RetryCondition>(['connect-failure', 'reset', 'timeout']),
+      statuses: new Set(),
+      baseBackoffMs: 120,
+      maxBackoffMs: 1_000,
+      budget: undefined,
+    },
+    whenExhausted: 'bad-gateway',
+  };
+}

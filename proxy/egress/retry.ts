@@ -1,0 +1,138 @@
+/**
+ * The pieces of the retry decision that need no I/O: how an attempt failed, whether the request may
+ * be sent again, how long to back off, and the retry budget.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RetryBudgetPolicy, RetryCondition, RetryPolicy } from './policy.js';
+
+/** How an attempt failed when it produced no response. */
+export type FailureKind = 'connect-failure' | 'reset' | 'timeout';
+
+/** Error codes that mean the connection was never established, so nothing of the request was sent. */
+const CONNECT_FAILURE_CODES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+]);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Classifies an undici/socket error. Anything that is neither a connect failure nor a timeout is a reset. */
+export function classifyError(err: unknown): FailureKind {
+  for (let current: unknown = err, depth = 0; current && depth < 4; depth += 1) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      if (CONNECT_FAILURE_CODES.has(code)) return 'connect-failure';
+      if (TIMEOUT_CODES.has(code)) return 'timeout';
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return 'reset';
+}
+
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** Contract section 5: only these may be sent again once the upstream may have seen them. */
+export function isSafeToResend(method: string, headers: IncomingHttpHeaders): boolean {
+  return IDEMPOTENT_METHODS.has(method.toUpperCase()) || headers['idempotency-key'] !== undefined;
+}
+
+/** What an attempt ended with, as far as retrying is concerned. */
+export type AttemptOutcome = { kind: 'status'; status: number } | { kind: FailureKind };
+
+/** Whether the policy's conditions cover this outcome (safety and attempts are checked elsewhere). */
+export function matchesRetryOn(policy: RetryPolicy, outcome: AttemptOutcome): boolean {
+  const on = (condition: RetryCondition) => policy.retryOn.has(condition);
+  if (outcome.kind !== 'status') return on(outcome.kind);
+  const { status } = outcome;
+  if (policy.statuses.has(status)) return true;
+  if (status >= 500 && status <= 599 && on('5xx')) return true;
+  return (status === 502 || status === 503 || status === 504) && on('gateway-error');
+}
+
+/** Whether the upstream may have received (part of) the request in an attempt with this outcome. */
+export function reachedUpstream(outcome: AttemptOutcome): boolean {
+  return outcome.kind !== 'connect-failure';
+}
+
+/**
+ * Full-jitter exponential backoff before retry number `retry` (1 = the first retry): a uniform
+ * random wait between 0 and min(max, base × 2^(retry−1)), as the reference sidecar computes it.
+ */
+export function backoffMs(
+  retry: number,
+  policy: Pick<RetryPolicy, 'baseBackoffMs' | 'maxBackoffMs'>,
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(policy.maxBackoffMs, policy.baseBackoffMs * 2 ** (retry - 1));
+  return Math.floor(random() * (ceiling + 1));
+}
+
+/**
+ * A retry budget in the manner of Finagle and Linkerd: over a sliding window (10 s, in 1 s slots),
+ * retries may be at most `ratio` × requests + `minRetriesPerSecond` × window seconds. When every
+ * endpoint fails, retries stop adding load at once instead of multiplying it by the attempts.
+ */
+export class RetryBudget {
+  private readonly slots: { second: number; requests: number; retries: number }[] = [];
+  private readonly windowSeconds: number;
+
+  constructor(
+    private readonly policy: RetryBudgetPolicy,
+    private readonly now: () => number = Date.now,
+    windowMs = 10_000,
+  ) {
+    this.windowSeconds = Math.max(1, Math.round(windowMs / 1000));
+  }
+
+  /** Counts a new call (not a retry). */
+  recordRequest(): void {
+    this.slot().requests += 1;
+  }
+
+  /** Takes one retry from the budget; false when it is spent. */
+  tryWithdraw(): boolean {
+    const { requests, retries } = this.totals();
+    const allowed = this.policy.ratio * requests + this.policy.minRetriesPerSecond * this.windowSeconds;
+    if (retries + 1 > allowed) return false;
+    this.slot().retries += 1;
+    return true;
+  }
+
+  private slot() {
+    const second = Math.floor(this.now() / 1000);
+    this.prune(second);
+    let last = this.slots[this.slots.length - 1];
+    if (last?.second !== second) {
+      last = { second, requests: 0, retries: 0 };
+      this.slots.push(last);
+    }
+    return last;
+  }
+
+  private totals() {
+    this.prune(Math.floor(this.now() / 1000));
+    let requests = 0;
+    let retries = 0;
+    for (const slot of this.slots) {
+      requests += slot.requests;
+      retries += slot.retries;
+    }
+    return { requests, retries };
+  }
+
+  private prune(second: number): void {
+    while (this.slots.length > 0 && this.slots[0].second <= second - this.windowSeconds) this.slots.shift();
+  }
+}

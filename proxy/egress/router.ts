@@ -1,0 +1,79 @@
+/**
+ * Which service a request is for: its `Host` header names a service (`orders`, `orders.shop`,
+ * `orders.shop.svc`, `orders.shop.svc.cluster.local`, any port), else the longest path-prefix route
+ * matches, else the catch-all service (zero-config mode's `UPSTREAM_URL`), else nothing.
+ */
+export interface RoutableService {
+  readonly name: string;
+  readonly namespace: string | undefined;
+}
+
+export interface PathRoute {
+  readonly prefix: string;
+  readonly service: string;
+  readonly stripPrefix: boolean;
+}
+
+export type RouteResult =
+  | { readonly service: string; readonly path: string; readonly route: string }
+  | { readonly service: undefined; readonly host: string };
+
+/** `Host` without port, lower case, without a trailing dot; IPv6 literals keep their brackets. */
+export function hostName(host: string | undefined): string {
+  if (!host) return '';
+  const lower = host.trim().toLowerCase();
+  const withoutPort = lower.startsWith('[') ? lower.slice(0, lower.indexOf(']') + 1) : lower.split(':')[0];
+  return withoutPort.endsWith('.') ? withoutPort.slice(0, -1) : withoutPort;
+}
+
+export class Router {
+  private readonly services: Map<string, RoutableService>;
+  private readonly routes: readonly PathRoute[];
+
+  constructor(
+    services: readonly RoutableService[],
+    routes: readonly PathRoute[],
+    private readonly catchAll?: string,
+  ) {
+    this.services = new Map(services.map((service) => [service.name, service]));
+    // Longest prefix first; a prefix ending in / is compared without it.
+    this.routes = [...routes]
+      .map((route) => ({
+        ...route,
+        prefix: route.prefix.length > 1 ? route.prefix.replace(/\/+$/, '') : route.prefix,
+      }))
+      .sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  /** The service a Host names, if any. */
+  serviceForHost(host: string): string | undefined {
+    const labels = host.split('.');
+    const service = this.services.get(labels[0]);
+    if (service === undefined) return undefined;
+    if (labels.length === 1) return service.name;
+    const [, namespace, ...rest] = labels;
+    if (service.namespace !== undefined && namespace !== service.namespace) return undefined;
+    const suffix = rest.join('.');
+    return suffix === '' || suffix === 'svc' || suffix === 'svc.cluster.local' ? service.name : undefined;
+  }
+
+  route(hostHeader: string | undefined, path: string): RouteResult {
+    const host = hostName(hostHeader);
+    const byHost = this.serviceForHost(host);
+    if (byHost !== undefined) return { service: byHost, path, route: `host:${byHost}` };
+    const pathOnly = path.split('?', 1)[0];
+    for (const route of this.routes) {
+      const { prefix } = route;
+      const matches = prefix === '/' || pathOnly === prefix || pathOnly.startsWith(`${prefix}/`);
+      if (!matches) continue;
+      let forwarded = path;
+      if (route.stripPrefix && prefix !== '/') {
+        forwarded = path.slice(prefix.length);
+        if (!forwarded.startsWith('/')) forwarded = `/${forwarded}`;
+      }
+      return { service: route.service, path: forwarded, route: `prefix:${route.prefix}` };
+    }
+    if (this.catchAll !== undefined) return { service: this.catchAll, path, route: 'upstream' };
+    return { service: undefined, host };
+  }
+}

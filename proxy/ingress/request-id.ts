@@ -1,0 +1,24 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ensureRequestId } from '../../services/runtime/http.js';
+import type { IngressContext } from './context.js';
+
+/** Step 1: keep the caller's `x-request-id` or make one, echo it, and open the request's context. */
+export function startContext(req: IncomingMessage, res: ServerResponse): IngressContext {
+  const requestId = ensureRequestId(req, res);
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return {
+    req,
+    res,
+    requestId,
+    method: req.method ?? 'GET',
+    path: q < 0 ? url : url.slice(0, q),
+    query: q < 0 ? '' : url.slice(q + 1),
+    route: 'forward',
+    operation: undefined,
+    miss: undefined,
+    pathParams: {},
+    claims: undefined,
+    body: null,
+  };
+}
