@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 import { context as otelContext, propagation, SpanKind, trace, type Tracer } from '@opentelemetry/api';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../services/runtime/logging.js';
-import { BRIDGE_ERROR_CONTENT_TYPE, MeshError, toMeshError, type FieldError } from '../services/runtime/errors.js';
+import {
+  BRIDGE_ERROR_CONTENT_TYPE,
+  MeshError,
+  toMeshError,
+  type FieldError,
+} from '../services/runtime/errors.js';
 import { annotateResponse, ensureRequestId } from '../services/runtime/http.js';
 import type { MeshMetrics } from '../services/runtime/metrics.js';
 import type { TopicMetadata } from './kafka/metadata.js';
@@ -109,9 +114,13 @@ export function createBridgeApp(deps: BridgeApiDeps): express.Express {
   app.get('/topics/:topic/partitions', route('/topics/{topicname}/partitions'), async (req, res) => {
     sendBridge(res, 200, await metadata.describePartitions(topicParam(req)));
   });
-  app.get('/topics/:topic/partitions/:partition', route('/topics/{topicname}/partitions/{partitionid}'), async (req, res) => {
-    sendBridge(res, 200, await metadata.describePartition(topicParam(req), partitionParam(req)));
-  });
+  app.get(
+    '/topics/:topic/partitions/:partition',
+    route('/topics/{topicname}/partitions/{partitionid}'),
+    async (req, res) => {
+      sendBridge(res, 200, await metadata.describePartition(topicParam(req), partitionParam(req)));
+    },
+  );
   app.get(
     '/topics/:topic/partitions/:partition/offsets',
     route('/topics/{topicname}/partitions/{partitionid}/offsets'),
@@ -137,19 +146,32 @@ export function createBridgeApp(deps: BridgeApiDeps): express.Express {
       records.forEach((record: unknown, index) => {
         for (const field of ['partition', 'timestamp']) {
           if (record !== null && typeof record === 'object' && field in record) {
-            misplaced.push({ in: 'body', path: `/records/${index}/${field}`, message: `not allowed when producing to a partition` });
+            misplaced.push({
+              in: 'body',
+              path: `/records/${index}/${field}`,
+              message: `not allowed when producing to a partition`,
+            });
           }
         }
       });
       if (misplaced.length > 0) {
-        throw new MeshError('MESH_BAD_REQUEST', 'records sent to a partition may not name a partition or timestamp', {
-          errors: misplaced,
-        });
+        throw new MeshError(
+          'MESH_BAD_REQUEST',
+          'records sent to a partition may not name a partition or timestamp',
+          {
+            errors: misplaced,
+          },
+        );
       }
     }
-    const shapeErrors = openapi.check(partition === undefined ? 'ProducerRecordList' : 'PartitionRecordList', body);
+    const shapeErrors = openapi.check(
+      partition === undefined ? 'ProducerRecordList' : 'PartitionRecordList',
+      body,
+    );
     if (shapeErrors.length > 0) {
-      throw new MeshError('MESH_INVALID_RECORD', 'the body is not a valid list of records', { errors: shapeErrors });
+      throw new MeshError('MESH_INVALID_RECORD', 'the body is not a valid list of records', {
+        errors: shapeErrors,
+      });
     }
     const restRecords = records as RestRecord[];
     if (restRecords.length > limits.maxRecordsPerRequest) {
@@ -167,11 +189,17 @@ export function createBridgeApp(deps: BridgeApiDeps): express.Express {
 
     const key = req.get('idempotency-key');
     const fingerprint = key
-      ? createHash('sha256').update(`${topic}\0${partition ?? ''}\0${format}\0`).update(raw).digest('hex')
+      ? createHash('sha256')
+          .update(`${topic}\0${partition ?? ''}\0${format}\0`)
+          .update(raw)
+          .digest('hex')
       : '';
     const claim = key ? await idempotency.claim(`${topic}\0${key}`, fingerprint) : undefined;
     if (claim?.kind === 'mismatch') {
-      throw new MeshError('MESH_INVALID_RECORD', 'this Idempotency-Key was already used with a different request');
+      throw new MeshError(
+        'MESH_INVALID_RECORD',
+        'this Idempotency-Key was already used with a different request',
+      );
     }
     const previous = claim?.kind === 'repeat' ? claim.offsets : undefined;
     const skip = new Set<number>();
@@ -187,7 +215,10 @@ export function createBridgeApp(deps: BridgeApiDeps): express.Express {
         sendBridge(res, 200, { offsets: previous });
         return;
       }
-      const sending = produce.produce({ topic, partition, format, records: restRecords, parentContext: otelContext.active(), skip }, decoded);
+      const sending = produce.produce(
+        { topic, partition, format, records: restRecords, parentContext: otelContext.active(), skip },
+        decoded,
+      );
       if (req.query.async === 'true') {
         const background = sending.then(
           async (result) => claim?.complete(merge(previous, await result.final)),
@@ -219,13 +250,19 @@ export function createBridgeApp(deps: BridgeApiDeps): express.Express {
     }
   };
 
-  app.post('/topics/:topic', route('/topics/{topicname}'), rawBody, (req, res) => handleProduce(req, res, undefined));
-  app.post('/topics/:topic/partitions/:partition', route('/topics/{topicname}/partitions/{partitionid}'), rawBody, (req, res) =>
-    handleProduce(req, res, partitionParam(req)),
+  app.post('/topics/:topic', route('/topics/{topicname}'), rawBody, (req, res) =>
+    handleProduce(req, res, undefined),
+  );
+  app.post(
+    '/topics/:topic/partitions/:partition',
+    route('/topics/{topicname}/partitions/{partitionid}'),
+    rawBody,
+    (req, res) => handleProduce(req, res, partitionParam(req)),
   );
 
   app.post('/admin/topics', route('/admin/topics'), rawBody, async (req, res) => {
-    if (!limits.topicAdmin) throw new MeshError('MESH_NOT_FOUND', 'topic administration is off (bridge.topicAdmin)');
+    if (!limits.topicAdmin)
+      throw new MeshError('MESH_NOT_FOUND', 'topic administration is off (bridge.topicAdmin)');
     const body = parseJsonBody(req.body);
     const errors = openapi.check('NewTopic', body);
     if (errors.length > 0) throw new MeshError('MESH_INVALID_RECORD', 'invalid topic request', { errors });
@@ -254,7 +291,7 @@ export function createBridgeApp(deps: BridgeApiDeps): express.Express {
 
 /** Acknowledged entries of an earlier attempt, with this attempt's entries for the rest. */
 function merge(previous: OffsetEntry[] | undefined, current: (OffsetEntry | undefined)[]): OffsetEntry[] {
-  return current.map((entry, index) => entry ?? previous![index]!);
+  return current.map((entry, index) => entry ?? previous![index]);
 }
 
 /** Body-parser errors carry `type`; turn them into the registry's errors. */
@@ -262,7 +299,10 @@ function fromExpressError(err: unknown): MeshError {
   const type = (err as { type?: string } | undefined)?.type;
   if (type === 'entity.too.large') {
     const limit = (err as { limit?: number }).limit;
-    return new MeshError('MESH_PAYLOAD_TOO_LARGE', `the body is larger than ${limit ?? 'the limit of'} bytes`);
+    return new MeshError(
+      'MESH_PAYLOAD_TOO_LARGE',
+      `the body is larger than ${limit ?? 'the limit of'} bytes`,
+    );
   }
   if (type === 'request.aborted') return new MeshError('MESH_BAD_REQUEST', 'the client aborted the request');
   return toMeshError(err);

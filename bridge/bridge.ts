@@ -110,7 +110,10 @@ export class BridgeComponent implements Component {
   readiness(): Readiness {
     if (!this.listener.isListening) return { ready: false, reason: 'bridge listener not bound' };
     if (!this.connected) {
-      return { ready: false, reason: `Kafka producer not connected${this.lastConnectError ? `: ${this.lastConnectError}` : ''}` };
+      return {
+        ready: false,
+        reason: `Kafka producer not connected${this.lastConnectError ? `: ${this.lastConnectError}` : ''}`,
+      };
     }
     return { ready: true };
   }
@@ -148,8 +151,11 @@ export class BridgeComponent implements Component {
         return;
       } catch (err) {
         this.lastConnectError = (err as Error).message;
-        this.options.logger.warn({ err: this.lastConnectError, attempt }, 'bridge producer cannot connect yet');
-        const wait = CONNECT_BACKOFF_MS[Math.min(attempt, CONNECT_BACKOFF_MS.length - 1)]!;
+        this.options.logger.warn(
+          { err: this.lastConnectError, attempt },
+          'bridge producer cannot connect yet',
+        );
+        const wait = CONNECT_BACKOFF_MS[Math.min(attempt, CONNECT_BACKOFF_MS.length - 1)];
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }

@@ -40,7 +40,11 @@ describe('bridge produce across a broker outage (dedicated real broker)', functi
     let broker: LocalKafka = await startLocalKafka({ port, controllerPort, dataDir });
     cleanup.defer(() => broker.stop());
 
-    const client = new Kafka({ clientId: 'outage-test', brokers: [broker.bootstrap], logLevel: logLevel.NOTHING });
+    const client = new Kafka({
+      clientId: 'outage-test',
+      brokers: [broker.bootstrap],
+      logLevel: logLevel.NOTHING,
+    });
     const admin = client.admin();
     await admin.connect();
     cleanup.defer(() => admin.disconnect());
@@ -69,7 +73,10 @@ describe('bridge produce across a broker outage (dedicated real broker)', functi
     const produce = async (values: string[], key?: string) => {
       const res = await request(`${bridge.url}/topics/${topic}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/vnd.kafka.text.v2+json', ...(key ? { 'idempotency-key': key } : {}) },
+        headers: {
+          'content-type': 'application/vnd.kafka.text.v2+json',
+          ...(key ? { 'idempotency-key': key } : {}),
+        },
         body: JSON.stringify({ records: values.map((value, i) => ({ key: `k${i}`, value })) }),
       });
       return { status: res.statusCode, body: (await res.body.json()) as Offsets };
@@ -104,7 +111,12 @@ describe('bridge produce across a broker outage (dedicated real broker)', functi
     cleanup.defer(() => consumer.disconnect());
     await consumer.subscribe({ topic, fromBeginning: true });
     const values: string[] = [];
-    await consumer.run({ eachMessage: async ({ message }) => void values.push(message.value!.toString()) });
+    await consumer.run({
+      eachMessage: ({ message }) => {
+        values.push(message.value!.toString());
+        return Promise.resolve();
+      },
+    });
     await waitFor(() => values.length >= 7, { timeoutMs: 30_000, what: 'seven records' });
     const offsets = await admin.fetchTopicOffsets(topic);
     const total = offsets.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);

@@ -22,7 +22,12 @@ const b64 = (text: string) => Buffer.from(text).toString('base64');
 interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  body: { offsets?: { partition?: number; offset?: number; error_code?: number; message?: string }[]; error_code?: number; message?: string; validation_errors?: { path: string; message: string }[] };
+  body: {
+    offsets?: { partition?: number; offset?: number; error_code?: number; message?: string }[];
+    error_code?: number;
+    message?: string;
+    validation_errors?: { path: string; message: string }[];
+  };
 }
 
 describe('bridge produce API (real broker)', function () {
@@ -44,7 +49,11 @@ describe('bridge produce API (real broker)', function () {
     await kafka.cleanup();
   });
 
-  async function startBridge(bridgeConfig: Record<string, unknown> = {}, brokers = bootstrap, baseDir = process.cwd()) {
+  async function startBridge(
+    bridgeConfig: Record<string, unknown> = {},
+    brokers = bootstrap,
+    baseDir = process.cwd(),
+  ) {
     telemetry = startTelemetry({ serviceName: 'bridge-test', inMemory: true, env: {} });
     cleanup.defer(() => telemetry.shutdown());
     metrics = createMetrics();
@@ -67,14 +76,29 @@ describe('bridge produce API (real broker)', function () {
     return bridge;
   }
 
-  async function call(path: string, options: { method?: string; contentType?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> {
+  async function call(
+    path: string,
+    options: { method?: string; contentType?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<Answer> {
     const res = await request(`${bridge.url}${path}`, {
       method: (options.method ?? (options.body === undefined ? 'GET' : 'POST')) as 'GET',
-      headers: { ...(options.contentType ? { 'content-type': options.contentType } : {}), ...options.headers },
-      body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+      headers: {
+        ...(options.contentType ? { 'content-type': options.contentType } : {}),
+        ...options.headers,
+      },
+      body:
+        options.body === undefined
+          ? undefined
+          : typeof options.body === 'string'
+            ? options.body
+            : JSON.stringify(options.body),
     });
     const text = await res.body.text();
-    return { status: res.statusCode, headers: res.headers, body: text ? (JSON.parse(text) as Answer['body']) : {} };
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      body: text ? (JSON.parse(text) as Answer['body']) : {},
+    };
   }
 
   it('produces json, binary and text records that an independent client reads back unchanged', async () => {
@@ -97,8 +121,14 @@ describe('bridge produce API (real broker)', function () {
       body: { records: [{ key: b64('k-bin'), value: b64('\u0000\u0001binary') }] },
     });
     assert.equal(binary.status, 200, JSON.stringify(binary.body));
-    assert.deepEqual(binary.body.offsets!.map((o) => o.partition), [0]);
-    const text = await call(`/topics/${topic}`, { contentType: TEXT_TYPE, body: { records: [{ key: 'k-text', value: 'hello', partition: 1 }] } });
+    assert.deepEqual(
+      binary.body.offsets!.map((o) => o.partition),
+      [0],
+    );
+    const text = await call(`/topics/${topic}`, {
+      contentType: TEXT_TYPE,
+      body: { records: [{ key: 'k-text', value: 'hello', partition: 1 }] },
+    });
     assert.equal(text.status, 200, JSON.stringify(text.body));
 
     const records = await kafka.readTopic(topic, 5);
@@ -108,8 +138,8 @@ describe('bridge produce API (real broker)', function () {
     assert.equal(first.key!.toString(), JSON.stringify({ id: 1 }));
     assert.equal(first.headers!.h1!.toString(), 'one');
     assert.match(first.headers!.traceparent!.toString(), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
-    assert.equal(first.partition, json.body.offsets![0]!.partition);
-    assert.equal(Number(first.offset), json.body.offsets![0]!.offset);
+    assert.equal(first.partition, json.body.offsets![0].partition);
+    assert.equal(Number(first.offset), json.body.offsets![0].offset);
     const second = byValue(JSON.stringify('plain string'));
     assert.equal(second.partition, 2);
     assert.equal(second.timestamp, '1700000000000');
@@ -136,11 +166,17 @@ describe('bridge produce API (real broker)', function () {
     assert.equal(answer.status, 200);
     const offsets = answer.body.offsets!;
     const partitioner = Partitioners.DefaultPartitioner();
-    const partitionMetadata = [0, 1, 2, 3, 4].map((partitionId) => ({ partitionId, leader: 1 }));
+    const partitionMetadata = [0, 1, 2, 3, 4].map((partitionId) => ({
+      partitionId,
+      leader: 1,
+      partitionErrorCode: 0,
+      replicas: [1],
+      isr: [1],
+    }));
     keys.forEach((key, i) => {
-      assert.equal(offsets[i]!.partition, offsets[i + keys.length]!.partition, key);
+      assert.equal(offsets[i].partition, offsets[i + keys.length].partition, key);
       const expected = partitioner({ topic, partitionMetadata, message: { key, value: null } });
-      assert.equal(offsets[i]!.partition, expected, key);
+      assert.equal(offsets[i].partition, expected, key);
     });
     assert.ok(new Set(offsets.map((o) => o.partition)).size > 1, 'keys spread over partitions');
   });
@@ -172,7 +208,10 @@ describe('bridge produce API (real broker)', function () {
       ['/records/1/value/id', '/records/2/value'],
     );
     assert.equal(await kafka.recordCount(topic), 0);
-    const good = await call(`/topics/${topic}`, { contentType: JSON_TYPE, body: { records: [{ value: { id: 1, note: 'ok' } }] } });
+    const good = await call(`/topics/${topic}`, {
+      contentType: JSON_TYPE,
+      body: { records: [{ value: { id: 1, note: 'ok' } }] },
+    });
     assert.equal(good.status, 200);
     assert.equal(await kafka.recordCount(topic), 1);
   });
@@ -180,7 +219,12 @@ describe('bridge produce API (real broker)', function () {
   it('answers a repeated Idempotency-Key with the first result and produces once', async () => {
     await startBridge();
     const topic = await kafka.createTopic(uniqueName('bridge-idem'), 2);
-    const body = { records: [{ key: 'a', value: 1 }, { key: 'b', value: 2 }] };
+    const body = {
+      records: [
+        { key: 'a', value: 1 },
+        { key: 'b', value: 2 },
+      ],
+    };
     const headers = { 'idempotency-key': 'order-42' };
     const [first, concurrent] = await Promise.all([
       call(`/topics/${topic}`, { contentType: JSON_TYPE, body, headers }),
@@ -191,7 +235,11 @@ describe('bridge produce API (real broker)', function () {
     assert.deepEqual(concurrent.body, first.body);
     assert.deepEqual(later.body, first.body);
     assert.equal(await kafka.recordCount(topic), 2);
-    const other = await call(`/topics/${topic}`, { contentType: JSON_TYPE, body: { records: [{ value: 3 }] }, headers });
+    const other = await call(`/topics/${topic}`, {
+      contentType: JSON_TYPE,
+      body: { records: [{ value: 3 }] },
+      headers,
+    });
     assert.equal(other.status, 422);
     assert.match(other.body.message!, /Idempotency-Key was already used with a different request/);
     assert.equal(await kafka.recordCount(topic), 2);
@@ -200,31 +248,57 @@ describe('bridge produce API (real broker)', function () {
   it('answers unknown topics, unknown partitions, bad bodies and content types with Strimzi-style errors', async () => {
     await startBridge({ maxBodyBytes: 2048 });
     const topic = await kafka.createTopic(uniqueName('bridge-errors'), 2);
-    const unknownTopic = await call(`/topics/${uniqueName('missing')}`, { contentType: JSON_TYPE, body: { records: [{ value: 1 }] } });
+    const unknownTopic = await call(`/topics/${uniqueName('missing')}`, {
+      contentType: JSON_TYPE,
+      body: { records: [{ value: 1 }] },
+    });
     assert.equal(unknownTopic.status, 404);
     assert.equal(unknownTopic.body.error_code, 40401);
 
     const unknownPartition = await call(`/topics/${topic}`, {
       contentType: JSON_TYPE,
-      body: { records: [{ value: 'ok', partition: 0 }, { value: 'nope', partition: 7 }] },
+      body: {
+        records: [
+          { value: 'ok', partition: 0 },
+          { value: 'nope', partition: 7 },
+        ],
+      },
     });
     assert.equal(unknownPartition.status, 404);
-    assert.equal(unknownPartition.body.offsets![0]!.partition, 0);
-    assert.equal(unknownPartition.body.offsets![1]!.error_code, 40402);
+    assert.equal(unknownPartition.body.offsets![0].partition, 0);
+    assert.equal(unknownPartition.body.offsets![1].error_code, 40402);
     assert.equal(await kafka.recordCount(topic), 1);
 
-    const misplaced = await call(`/topics/${topic}/partitions/1`, { contentType: JSON_TYPE, body: { records: [{ value: 1, partition: 0 }] } });
+    const misplaced = await call(`/topics/${topic}/partitions/1`, {
+      contentType: JSON_TYPE,
+      body: { records: [{ value: 1, partition: 0 }] },
+    });
     assert.equal(misplaced.status, 400);
-    assert.deepEqual(misplaced.body.validation_errors!.map((e) => e.path), ['/records/0/partition']);
+    assert.deepEqual(
+      misplaced.body.validation_errors!.map((e) => e.path),
+      ['/records/0/partition'],
+    );
 
-    const shape = await call(`/topics/${topic}`, { contentType: JSON_TYPE, body: { records: [{ key: 1 }, { value: 1, colour: 'red' }] } });
+    const shape = await call(`/topics/${topic}`, {
+      contentType: JSON_TYPE,
+      body: { records: [{ key: 1 }, { value: 1, colour: 'red' }] },
+    });
     assert.equal(shape.status, 422);
     assert.equal(shape.body.error_code, 42201);
-    assert.deepEqual(shape.body.validation_errors!.map((e) => e.path).sort(), ['/records/0/value', '/records/1/colour']);
+    assert.deepEqual(shape.body.validation_errors!.map((e) => e.path).sort(), [
+      '/records/0/value',
+      '/records/1/colour',
+    ]);
 
-    const badBase64 = await call(`/topics/${topic}`, { contentType: BINARY_TYPE, body: { records: [{ value: 'not base64!' }] } });
+    const badBase64 = await call(`/topics/${topic}`, {
+      contentType: BINARY_TYPE,
+      body: { records: [{ value: 'not base64!' }] },
+    });
     assert.equal(badBase64.status, 422);
-    assert.deepEqual(badBase64.body.validation_errors!.map((e) => e.path), ['/records/0/value']);
+    assert.deepEqual(
+      badBase64.body.validation_errors!.map((e) => e.path),
+      ['/records/0/value'],
+    );
 
     const notJson = await call(`/topics/${topic}`, { contentType: JSON_TYPE, body: '{"records": [' });
     assert.equal(notJson.status, 400);
@@ -234,7 +308,10 @@ describe('bridge produce API (real broker)', function () {
     assert.equal(wrongType.status, 415);
     assert.equal(wrongType.body.error_code, 41501);
 
-    const tooLarge = await call(`/topics/${topic}`, { contentType: JSON_TYPE, body: { records: [{ value: 'x'.repeat(4096) }] } });
+    const tooLarge = await call(`/topics/${topic}`, {
+      contentType: JSON_TYPE,
+      body: { records: [{ value: 'x'.repeat(4096) }] },
+    });
     assert.equal(tooLarge.status, 413);
     assert.equal(tooLarge.body.error_code, 41301);
     assert.equal(await kafka.recordCount(topic), 1, 'no bad request produced anything');
@@ -243,7 +320,10 @@ describe('bridge produce API (real broker)', function () {
   it('answers 429 with Retry-After over the in-flight byte limit', async () => {
     await startBridge({ maxInFlightBytes: 16 });
     const topic = await kafka.createTopic(uniqueName('bridge-pressure'), 1);
-    const answer = await call(`/topics/${topic}`, { contentType: JSON_TYPE, body: { records: [{ value: 'more than sixteen bytes' }] } });
+    const answer = await call(`/topics/${topic}`, {
+      contentType: JSON_TYPE,
+      body: { records: [{ value: 'more than sixteen bytes' }] },
+    });
     assert.equal(answer.status, 429);
     assert.equal(answer.body.error_code, 42901);
     assert.equal(answer.headers['retry-after'], '1');
@@ -253,11 +333,18 @@ describe('bridge produce API (real broker)', function () {
   it('serves topic metadata like the Strimzi bridge', async () => {
     await startBridge();
     const topic = await kafka.createTopic(uniqueName('bridge-meta'), 2);
-    await call(`/topics/${topic}/partitions/1`, { contentType: TEXT_TYPE, body: { records: [{ value: 'a' }, { value: 'b' }] } });
+    await call(`/topics/${topic}/partitions/1`, {
+      contentType: TEXT_TYPE,
+      body: { records: [{ value: 'a' }, { value: 'b' }] },
+    });
     const topics = await call('/topics');
     assert.ok((topics.body as unknown as string[]).includes(topic));
     assert.ok(!(topics.body as unknown as string[]).some((name) => name.startsWith('__')));
-    const described = (await call(`/topics/${topic}`)).body as unknown as { name: string; configs: Record<string, string>; partitions: unknown[] };
+    const described = (await call(`/topics/${topic}`)).body as unknown as {
+      name: string;
+      configs: Record<string, string>;
+      partitions: unknown[];
+    };
     assert.equal(described.name, topic);
     assert.equal(described.configs['cleanup.policy'], 'delete');
     assert.deepEqual(described.partitions, [
@@ -266,12 +353,18 @@ describe('bridge produce API (real broker)', function () {
     ]);
     assert.deepEqual((await call(`/topics/${topic}/partitions`)).body, described.partitions);
     assert.deepEqual((await call(`/topics/${topic}/partitions/1`)).body, described.partitions[1]);
-    assert.deepEqual((await call(`/topics/${topic}/partitions/1/offsets`)).body, { beginning_offset: 0, end_offset: 2 });
+    assert.deepEqual((await call(`/topics/${topic}/partitions/1/offsets`)).body, {
+      beginning_offset: 0,
+      end_offset: 2,
+    });
     assert.equal((await call(`/topics/${topic}/partitions/9`)).body.error_code, 40402);
     assert.equal((await call(`/topics/${uniqueName('missing')}`)).body.error_code, 40401);
     const info = await call('/');
     assert.deepEqual(info.body, { bridge_version: '0.0.0-test' });
-    const openapi = (await call('/openapi')).body as unknown as { openapi: string; paths: Record<string, unknown> };
+    const openapi = (await call('/openapi')).body as unknown as {
+      openapi: string;
+      paths: Record<string, unknown>;
+    };
     assert.equal(openapi.openapi, '3.1.0');
     assert.ok('/topics/{topicname}' in openapi.paths);
   });
@@ -300,10 +393,16 @@ describe('bridge produce API (real broker)', function () {
     assert.equal(producer.attributes['messaging.batch.message_count'], 2);
     const records = await kafka.readTopic(topic, 2);
     for (const record of records) {
-      assert.equal(record.headers!.traceparent!.toString(), `00-${traceId}-${producer.spanContext().spanId}-01`);
+      assert.equal(
+        record.headers!.traceparent!.toString(),
+        `00-${traceId}-${producer.spanContext().spanId}-01`,
+      );
     }
     const counted = await metrics.bridgeProducedRecords.get();
-    assert.deepEqual(counted.values.map((v) => [v.labels, v.value]), [[{ topic, result: 'success' }, 2]]);
+    assert.deepEqual(
+      counted.values.map((v) => [v.labels, v.value]),
+      [[{ topic, result: 'success' }, 2]],
+    );
   });
 });
 
@@ -336,7 +435,7 @@ describe('bridge produce through the sidecar process', function () {
     assert.equal(res.statusCode, 200);
     assert.deepEqual(await res.body.json(), { offsets: [{ partition: 0, offset: 0 }] });
     const [record] = await kafka.readTopic(topic, 1);
-    assert.equal(record!.value!.toString(), '{"hello":"kafka"}');
+    assert.equal(record.value!.toString(), '{"hello":"kafka"}');
     sidecar.proc.kill('SIGTERM');
     assert.equal(await sidecar.exited, 0);
   });

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { SpanKind } from '@opentelemetry/api';
 import { startTestEgress } from './helpers/upstream-egress.js';
-import { fail, hang, ok, reset, startUpstreams, type TestUpstream } from './helpers/upstream.js';
-import { CleanupStack } from './helpers/wait.js';
+import { fail, hang, ok, reset, slow, startUpstreams, TestUpstream } from './helpers/upstream.js';
+import { CleanupStack, waitFor } from './helpers/wait.js';
 
 type Problem = { status: number; code: string; detail: string };
 
@@ -133,6 +133,58 @@ describe('egress router', function () {
     });
   });
 
+  describe('least_request', () => {
+    it('sends new requests to the endpoint with fewer requests in flight', async () => {
+      const [busy, idle] = await upstreams(2);
+      busy.setBehaviour(hang);
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: { endpoints: [busy.url, idle.url], loadBalancer: 'least_request', retry: { attempts: 1 } },
+        },
+      });
+      const idleEndpoint = egress.egress.service('orders')!.endpoints.all.find((e) => e.origin === idle.url)!;
+      const pending: Promise<unknown>[] = [];
+      for (let i = 1; i <= 10; i += 1) {
+        const call = egress.call('orders');
+        pending.push(call.catch(() => undefined));
+        await waitFor(() => busy.count() + idle.count() === i, { what: `request ${i} to arrive` });
+        await waitFor(() => idleEndpoint.active === 0, { what: 'the idle endpoint to finish' });
+      }
+      // round_robin would have sent 5 to the hanging endpoint; least_request sends it one.
+      assert.equal(busy.count(), 1);
+      assert.equal(idle.count(), 9);
+      await busy.stop();
+      await Promise.all(pending);
+    });
+  });
+
+  describe('consistent_hash', () => {
+    it('keeps each key on one endpoint, and moves only the keys of a removed endpoint', async () => {
+      const ups = await upstreams(3);
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: { endpoints: ups.map((u) => u.url), loadBalancer: 'consistent_hash', hashHeader: 'X-User' },
+        },
+      });
+      const owner = async (user: string) =>
+        ((await egress.call('orders', '/', { headers: { 'x-user': user } })).json() as { upstream: string })
+          .upstream;
+      const users = Array.from({ length: 60 }, (_, i) => `user-${i}`);
+      const before = new Map<string, string>();
+      for (const user of users) before.set(user, await owner(user));
+      for (const user of users.slice(0, 20)) assert.equal(await owner(user), before.get(user), user);
+      assert.deepEqual(new Set(before.values()), new Set(['up-0', 'up-1', 'up-2']));
+
+      // The endpoint list changes (as DNS discovery does it): up-1 goes away.
+      egress.egress.service('orders')!.endpoints.update([ups[0].url, ups[2].url]);
+      for (const user of users) {
+        const now = await owner(user);
+        if (before.get(user) === 'up-1') assert.notEqual(now, 'up-1', user);
+        else assert.equal(now, before.get(user), `${user} must not move`);
+      }
+    });
+  });
+
   describe('timeouts and failures', () => {
     it('answers 504 x-mesh-error: timeout when the overall timeout passes', async () => {
       const [slowOne] = await upstreams(1);
@@ -199,6 +251,317 @@ describe('egress router', function () {
       assert.equal(res.status, 500);
       assert.equal((res.json() as { upstream: string }).upstream, 'up-0');
       assert.equal(orders.count(), 1);
+    });
+  });
+
+  describe('retries', () => {
+    it('retries a reset GET on another endpoint', async () => {
+      const ups = await upstreams(3);
+      ups[0].setBehaviour(reset);
+      const egress = await startTestEgress(cleanup, {
+        services: { orders: { endpoints: ups.map((u) => u.url), retry: { attempts: 3, baseBackoffMs: 0 } } },
+      });
+      for (let i = 0; i < 6; i += 1) assert.equal((await egress.call('orders')).status, 200);
+      // Every call that met up-0 first went on to another endpoint, never back to up-0.
+      assert.ok(ups[0].count() >= 1);
+      assert.equal(ups[1].count() + ups[2].count(), 6);
+      assert.equal(await egress.metric('mesh_upstream_retries_total', { service: 'orders' }), ups[0].count());
+    });
+
+    it('retries statuses only when retryOn names them', async () => {
+      const [orders] = await upstreams(1);
+      const relaying = await startTestEgress(cleanup, { services: { orders: { endpoints: [orders.url] } } });
+      orders.script(fail(503));
+      assert.equal((await relaying.call('orders')).status, 503);
+      assert.equal(orders.count(), 1);
+
+      const retrying = await startTestEgress(cleanup, {
+        services: {
+          orders: {
+            endpoints: [orders.url],
+            retry: { attempts: 3, retryOn: ['gateway-error'], statuses: [409], baseBackoffMs: 0 },
+          },
+        },
+      });
+      orders.script(fail(503), fail(409), ok());
+      assert.equal((await retrying.call('orders')).status, 200);
+      assert.equal(orders.count(), 4);
+      orders.script(fail(500));
+      assert.equal((await retrying.call('orders')).status, 500, '500 is not a gateway error');
+    });
+
+    it('does not retry a POST that reached the upstream, unless it has an Idempotency-Key', async () => {
+      const [orders] = await upstreams(1);
+      orders.setBehaviour(reset);
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: {
+            endpoints: [orders.url],
+            retry: { attempts: 3, retryOn: ['reset', '5xx'], baseBackoffMs: 0 },
+          },
+        },
+      });
+      const post = await egress.call('orders', '/pay', { method: 'POST', body: '{"amount":1}' });
+      assert.equal(post.status, 502);
+      assert.equal(post.headers['x-mesh-error'], 'upstream-reset');
+      assert.equal(orders.count(), 1, 'the POST reached the upstream once and was not sent again');
+
+      orders.setBehaviour(fail(500));
+      assert.equal((await egress.call('orders', '/pay', { method: 'POST', body: '{}' })).status, 500);
+      assert.equal(orders.count(), 2, 'a 5xx answer to a POST is not retried either');
+
+      orders.setBehaviour(reset);
+      orders.script(reset, ok());
+      const keyed = await egress.call('orders', '/pay', {
+        method: 'POST',
+        headers: { 'idempotency-key': 'k-1' },
+        body: '{"amount":1}',
+      });
+      assert.equal(keyed.status, 200);
+      assert.equal(orders.count(), 4);
+      assert.equal(orders.requests[3].body, '{"amount":1}');
+    });
+
+    it('retries a POST whose connection failed before anything was sent', async () => {
+      const [down, orders] = await upstreams(2);
+      await down.stop();
+      const egress = await startTestEgress(cleanup, {
+        services: { orders: { endpoints: [down.url, orders.url], retry: { attempts: 2, baseBackoffMs: 0 } } },
+      });
+      const res = await egress.call('orders', '/pay', { method: 'POST', body: 'once' });
+      assert.equal(res.status, 200);
+      assert.equal(orders.count(), 1);
+      assert.equal(orders.requests[0].body, 'once');
+    });
+
+    it('does not retry a streamed body (over maxRetryBodyBytes)', async () => {
+      const [orders] = await upstreams(1);
+      orders.setBehaviour(reset);
+      const egress = await startTestEgress(cleanup, {
+        maxRetryBodyBytes: 4,
+        services: { orders: { endpoints: [orders.url], retry: { attempts: 3, baseBackoffMs: 0 } } },
+      });
+      assert.equal(
+        (await egress.call('orders', '/doc', { method: 'PUT', body: 'more than four' })).status,
+        502,
+      );
+      assert.equal(orders.count(), 1);
+    });
+
+    it('stops a retry storm with the budget when every endpoint fails', async () => {
+      const ups = await upstreams(3);
+      for (const up of ups) up.setBehaviour(fail(503));
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: {
+            endpoints: ups.map((u) => u.url),
+            retry: {
+              attempts: 5,
+              retryOn: ['gateway-error'],
+              baseBackoffMs: 0,
+              budgetRatio: 0.2,
+              minRetriesPerSecond: 0,
+            },
+            // Neither the breaker nor outlier detection may hide what the budget does.
+            circuitBreaker: { consecutiveFailures: 0 },
+            outlierDetection: { consecutiveFailures: 0 },
+          },
+        },
+      });
+      const results = await Promise.all(Array.from({ length: 50 }, () => egress.call('orders')));
+      assert.ok(results.every((r) => r.status === 503));
+      const sent = ups.reduce((sum, up) => sum + up.count(), 0);
+      // Without a budget this would be 250 attempts; with 20% it is at most 50 + 10.
+      assert.ok(sent <= 60, `sent ${sent}`);
+      assert.equal(await egress.metric('mesh_upstream_retries_total', { service: 'orders' }), sent - 50);
+      assert.ok(
+        (await egress.metric('mesh_upstream_retry_budget_exhausted_total', { service: 'orders' })) > 0,
+      );
+    });
+  });
+
+  describe('circuit breaker', () => {
+    it('opens after consecutive failures, refuses without contacting the upstream, half-opens and closes', async () => {
+      const [orders] = await upstreams(1);
+      orders.setBehaviour(fail(500));
+      let now = 1_000_000;
+      const egress = await startTestEgress(
+        cleanup,
+        {
+          services: {
+            orders: {
+              endpoints: [orders.url],
+              retry: { attempts: 1 },
+              circuitBreaker: { consecutiveFailures: 3, openMs: 5_000 },
+              outlierDetection: { consecutiveFailures: 0 },
+            },
+          },
+        },
+        { now: () => now },
+      );
+      for (let i = 0; i < 3; i += 1) assert.equal((await egress.call('orders')).status, 500);
+      assert.equal(await egress.metric('mesh_circuit_breaker_open', { service: 'orders' }), 1);
+      for (let i = 0; i < 5; i += 1) {
+        const refused = await egress.call('orders');
+        assert.equal(refused.status, 503);
+        assert.equal(refused.headers['x-mesh-error'], 'circuit-open');
+        assert.equal((refused.json() as Problem).code, 'MESH_CIRCUIT_OPEN');
+      }
+      assert.equal(orders.count(), 3, 'nothing reached the upstream while open');
+
+      // Half-open: one probe goes through; it fails, so the circuit opens again.
+      now += 5_000;
+      assert.equal((await egress.call('orders')).status, 500);
+      assert.equal(orders.count(), 4);
+      assert.equal((await egress.call('orders')).status, 503);
+      assert.equal(orders.count(), 4);
+
+      // Next probe succeeds: closed again, traffic flows.
+      now += 5_000;
+      orders.setBehaviour(ok());
+      assert.equal((await egress.call('orders')).status, 200);
+      assert.equal(await egress.metric('mesh_circuit_breaker_open', { service: 'orders' }), 0);
+      for (let i = 0; i < 3; i += 1) assert.equal((await egress.call('orders')).status, 200);
+      assert.equal(orders.count(), 8);
+    });
+
+    it('refuses calls beyond maxRequests in flight', async () => {
+      const [orders] = await upstreams(1);
+      orders.setBehaviour(hang);
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: { endpoints: [orders.url], retry: { attempts: 1 }, circuitBreaker: { maxRequests: 2 } },
+        },
+      });
+      const pending = [
+        egress.call('orders').catch(() => undefined),
+        egress.call('orders').catch(() => undefined),
+      ];
+      await waitFor(() => orders.count() === 2, { what: 'two requests in flight' });
+      const refused = await egress.call('orders');
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers['x-mesh-error'], 'circuit-open');
+      assert.equal(orders.count(), 2);
+      await orders.stop();
+      await Promise.all(pending);
+    });
+  });
+
+  describe('outlier detection', () => {
+    it('ejects a failing endpoint and readmits it after the ejection time', async () => {
+      const ups = await upstreams(3);
+      ups[0].setBehaviour(fail(500));
+      let now = 1_000_000;
+      const egress = await startTestEgress(
+        cleanup,
+        {
+          services: {
+            orders: {
+              endpoints: ups.map((u) => u.url),
+              retry: { attempts: 1 },
+              circuitBreaker: { consecutiveFailures: 0 },
+              outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 10_000, maxEjectedPercent: 34 },
+            },
+          },
+        },
+        { now: () => now },
+      );
+      for (let i = 0; i < 12; i += 1) await egress.call('orders');
+      assert.equal(ups[0].count(), 2, 'up-0 is out after its second failure');
+      assert.equal(await egress.metric('mesh_outlier_ejections_total', { service: 'orders' }), 1);
+
+      now += 10_000;
+      ups[0].setBehaviour(ok());
+      for (let i = 0; i < 6; i += 1) assert.equal((await egress.call('orders')).status, 200);
+      assert.equal(ups[0].count(), 4, 'readmitted, it gets its share again');
+    });
+
+    it('answers 503 no-healthy-upstream once every endpoint is ejected', async () => {
+      const [orders] = await upstreams(1);
+      orders.setBehaviour(fail(502));
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: {
+            endpoints: [orders.url],
+            retry: { attempts: 1 },
+            circuitBreaker: { consecutiveFailures: 0 },
+            outlierDetection: { consecutiveFailures: 1, maxEjectedPercent: 100 },
+          },
+        },
+      });
+      assert.equal((await egress.call('orders')).status, 502);
+      const res = await egress.call('orders');
+      assert.equal(res.status, 503);
+      assert.equal(res.headers['x-mesh-error'], 'no-healthy-upstream');
+      assert.equal(orders.count(), 1);
+    });
+  });
+
+  describe('DNS discovery', () => {
+    it('follows the answers of the resolver, adding and removing endpoints without cutting requests in flight', async () => {
+      // Three upstreams on one port, on three loopback addresses, as a headless Service's pods look.
+      const first = await new TestUpstream({ name: 'pod-1', host: '127.0.0.1' }).start();
+      cleanup.defer(() => first.stop());
+      const pods = [first];
+      for (const [index, host] of ['127.0.0.2', '127.0.0.3'].entries()) {
+        const pod = await new TestUpstream({ name: `pod-${index + 2}`, host, port: first.port }).start();
+        cleanup.defer(() => pod.stop());
+        pods.push(pod);
+      }
+      let answer = ['127.0.0.1', '127.0.0.2'];
+      let dnsDown = false;
+      const lookups: string[] = [];
+      const egress = await startTestEgress(
+        cleanup,
+        {
+          services: {
+            orders: {
+              dns: { name: 'orders.shop.svc.cluster.local', port: first.port, intervalMs: 20 },
+              retry: { attempts: 1 },
+            },
+          },
+        },
+        {
+          resolve: (name) => {
+            lookups.push(name);
+            return dnsDown ? Promise.reject(new Error(`queryA ENOTFOUND ${name}`)) : Promise.resolve(answer);
+          },
+        },
+      );
+      const service = egress.egress.service('orders')!;
+      const owners = async (count: number) => {
+        const seen = new Set<string>();
+        for (let i = 0; i < count; i += 1) {
+          const res = await egress.call('orders');
+          assert.equal(res.status, 200);
+          seen.add((res.json() as { upstream: string }).upstream);
+        }
+        return [...seen].sort();
+      };
+      assert.deepEqual(await owners(4), ['pod-1', 'pod-2']);
+      assert.equal(lookups[0], 'orders.shop.svc.cluster.local');
+
+      // A request in flight on pod-1 when pod-1 leaves the answer still completes.
+      pods[0].script(slow(300));
+      const inFlight = egress.call('orders');
+      await waitFor(() => pods[0].active === 1, { what: 'the slow request on pod-1' });
+      answer = ['127.0.0.2', '127.0.0.3'];
+      await waitFor(
+        () =>
+          service.endpoints.all.map((e) => e.origin).join() ===
+          `http://127.0.0.2:${first.port},http://127.0.0.3:${first.port}`,
+        {
+          what: 'the endpoint set to follow DNS',
+        },
+      );
+      assert.equal((await inFlight).status, 200);
+      assert.deepEqual(await owners(4), ['pod-2', 'pod-3']);
+
+      // A failed lookup keeps what was known.
+      dnsDown = true;
+      const lookupsBefore = lookups.length;
+      await waitFor(() => lookups.length > lookupsBefore + 1, { what: 'failed lookups' });
+      assert.deepEqual(await owners(4), ['pod-2', 'pod-3']);
     });
   });
 

@@ -7,16 +7,23 @@ const { ConfigResourceTypes } = kafkajs;
 /** True when kafkajs says the topic (or partition) does not exist. */
 export function isUnknownTopicError(err: unknown): boolean {
   const type = (err as { type?: string } | undefined)?.type;
-  return type === 'UNKNOWN_TOPIC_OR_PARTITION' || /does not host this topic-partition|unknown topic/i.test(String(err));
+  return (
+    type === 'UNKNOWN_TOPIC_OR_PARTITION' ||
+    /does not host this topic-partition|unknown topic/i.test(String(err))
+  );
 }
 
 /** Maps a failure of a metadata call to the bridge error the client sees. */
 export function metadataError(topic: string, err: unknown): MeshError {
   if (isUnknownTopicError(err)) return new MeshError('MESH_TOPIC_NOT_FOUND', `topic ${topic} not found`);
-  return new MeshError('MESH_KAFKA_UNAVAILABLE', `Kafka metadata for ${topic} unavailable: ${(err as Error).message}`, {
-    cause: err,
-    headers: { 'retry-after': '1' },
-  });
+  return new MeshError(
+    'MESH_KAFKA_UNAVAILABLE',
+    `Kafka metadata for ${topic} unavailable: ${(err as Error).message}`,
+    {
+      cause: err,
+      headers: { 'retry-after': '1' },
+    },
+  );
 }
 
 export interface PartitionInfo {
@@ -68,6 +75,11 @@ export class TopicMetadata {
     return pending;
   }
 
+  /** The leader of a partition as last fetched, without asking the cluster. */
+  leaderOf(topic: string, partition: number): number | undefined {
+    return this.cache.get(topic)?.partitions.find((p) => p.partitionId === partition)?.leader;
+  }
+
   /** Forgets a topic, after a produce error that suggests its partitions changed. */
   invalidate(topic: string): void {
     this.cache.delete(topic);
@@ -94,7 +106,9 @@ export class TopicMetadata {
       // Like Kafka's own AdminClient.listTopics(): internal topics are not listed.
       return names.filter((name) => !name.startsWith('__')).sort();
     } catch (err) {
-      throw new MeshError('MESH_KAFKA_UNAVAILABLE', `cannot list topics: ${(err as Error).message}`, { cause: err });
+      throw new MeshError('MESH_KAFKA_UNAVAILABLE', `cannot list topics: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
 
@@ -121,16 +135,21 @@ export class TopicMetadata {
 
   async describePartition(topic: string, partition: number): Promise<PartitionInfo> {
     const found = (await this.partitions(topic)).find((p) => p.partitionId === partition);
-    if (!found) throw new MeshError('MESH_PARTITION_NOT_FOUND', `partition ${partition} of topic ${topic} not found`);
+    if (!found)
+      throw new MeshError('MESH_PARTITION_NOT_FOUND', `partition ${partition} of topic ${topic} not found`);
     return toPartitionInfo(found);
   }
 
-  async partitionOffsets(topic: string, partition: number): Promise<{ beginning_offset: number; end_offset: number }> {
+  async partitionOffsets(
+    topic: string,
+    partition: number,
+  ): Promise<{ beginning_offset: number; end_offset: number }> {
     await this.describePartition(topic, partition);
     try {
       const offsets = await this.admin.fetchTopicOffsets(topic);
       const found = offsets.find((o) => o.partition === partition);
-      if (!found) throw new MeshError('MESH_PARTITION_NOT_FOUND', `partition ${partition} of topic ${topic} not found`);
+      if (!found)
+        throw new MeshError('MESH_PARTITION_NOT_FOUND', `partition ${partition} of topic ${topic} not found`);
       return { beginning_offset: Number(found.low), end_offset: Number(found.high) };
     } catch (err) {
       if (err instanceof MeshError) throw err;
@@ -142,7 +161,9 @@ export class TopicMetadata {
     try {
       return await this.admin.createTopics({
         waitForLeaders: true,
-        topics: [{ topic: name, numPartitions: partitions ?? -1, replicationFactor: replicationFactor ?? -1 }],
+        topics: [
+          { topic: name, numPartitions: partitions ?? -1, replicationFactor: replicationFactor ?? -1 },
+        ],
       });
     } catch (err) {
       const type = (err as { type?: string }).type;
@@ -151,9 +172,13 @@ export class TopicMetadata {
       if (detail?.type === 'INVALID_REPLICATION_FACTOR' || detail?.type === 'INVALID_PARTITIONS') {
         throw new MeshError('MESH_INVALID_RECORD', detail.message ?? detail.type, { cause: err });
       }
-      throw new MeshError('MESH_KAFKA_UNAVAILABLE', `cannot create topic ${name}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new MeshError(
+        'MESH_KAFKA_UNAVAILABLE',
+        `cannot create topic ${name}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 }

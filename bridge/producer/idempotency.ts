@@ -14,7 +14,12 @@ export type IdempotencyClaim =
   /** No earlier request: produce everything, then `complete`. */
   | { kind: 'first'; complete: (offsets: OffsetEntry[]) => void; abandon: () => void }
   /** An earlier request ended: `offsets` are its results; records without an offset may be produced again. */
-  | { kind: 'repeat'; offsets: OffsetEntry[]; complete: (offsets: OffsetEntry[]) => void; abandon: () => void }
+  | {
+      kind: 'repeat';
+      offsets: OffsetEntry[];
+      complete: (offsets: OffsetEntry[]) => void;
+      abandon: () => void;
+    }
   /** The key was used with another body. */
   | { kind: 'mismatch' };
 
@@ -82,7 +87,9 @@ export class IdempotencyStore {
       else if (this.entries.get(key) === entry) this.entries.delete(key);
       finish();
     };
-    return previous ? { kind: 'repeat', offsets: previous, complete, abandon } : { kind: 'first', complete, abandon };
+    return previous
+      ? { kind: 'repeat', offsets: previous, complete, abandon }
+      : { kind: 'first', complete, abandon };
   }
 
   private evict(): void {

@@ -3,8 +3,14 @@ import { CompressionTypes, Partitioners, type Message, type PartitionMetadata, t
 import { MeshError, type FieldError } from '../../services/runtime/errors.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { isUnknownTopicError, type TopicMetadata } from '../kafka/metadata.js';
-import { PartitionSender, type RecordOutcome } from './partition-sender.js';
-import { decodeRecords, schemaValueOf, type DecodedRecord, type EmbeddedFormat, type RestRecord } from './records.js';
+import { TopicSender, type RecordOutcome } from './topic-sender.js';
+import {
+  decodeRecords,
+  schemaValueOf,
+  type DecodedRecord,
+  type EmbeddedFormat,
+  type RestRecord,
+} from './records.js';
 import type { TopicSchemas } from './topic-schemas.js';
 
 /** One entry of the answer: the offset of an acknowledged record, or why it is not acknowledged. */
@@ -59,7 +65,7 @@ const COMPRESSION: Record<'none' | 'gzip', CompressionTypes> = {
  * records Kafka acknowledged.
  */
 export class ProduceService {
-  private readonly senders = new Map<string, PartitionSender>();
+  private readonly senders = new Map<string, TopicSender>();
   // Kafka's default partitioner (murmur2 of the key, as the Java client): same key, same partition.
   private readonly partitioner = Partitioners.DefaultPartitioner();
 
@@ -70,16 +76,24 @@ export class ProduceService {
     const { records, errors } = decodeRecords(request.format, request.records);
     const { schemas } = this.options;
     if (errors.length > 0) {
-      throw new MeshError('MESH_INVALID_RECORD', `${errors.length} invalid field(s) in the records; nothing was produced`, {
-        errors,
-      });
+      throw new MeshError(
+        'MESH_INVALID_RECORD',
+        `${errors.length} invalid field(s) in the records; nothing was produced`,
+        {
+          errors,
+        },
+      );
     }
     if (schemas.has(request.topic)) {
       const schemaErrors: FieldError[] = [];
       request.records.forEach((record, index) => {
-        const value = schemaValueOf(request.format, record, records[index]!);
+        const value = schemaValueOf(request.format, record, records[index]);
         if (!value.ok) {
-          schemaErrors.push({ in: 'body', path: `/records/${index}/value`, message: 'must be JSON to be checked against the topic schema' });
+          schemaErrors.push({
+            in: 'body',
+            path: `/records/${index}/value`,
+            message: 'must be JSON to be checked against the topic schema',
+          });
         } else {
           schemaErrors.push(...schemas.check(request.topic, index, value.value));
         }
@@ -120,7 +134,7 @@ export class ProduceService {
     try {
       const partitions = await this.partitionsOf(topic);
       const offsets: (OffsetEntry | undefined)[] = new Array<OffsetEntry | undefined>(decoded.length);
-      const groups = new Map<number, { index: number; message: Message; bytes: number }[]>();
+      const batch: { index: number; message: Message; partition: number; bytes: number }[] = [];
       decoded.forEach((record, index) => {
         if (request.skip?.has(index)) return;
         const explicit = request.partition ?? record.partition;
@@ -131,42 +145,31 @@ export class ProduceService {
           headers: { ...record.headers, ...carrier },
           ...(record.timestamp === undefined ? {} : { timestamp: record.timestamp }),
         };
-        let partition: number;
-        if (explicit !== undefined) {
-          if (!partitions.some((p) => p.partitionId === explicit)) {
-            offsets[index] = new MeshError('MESH_PARTITION_NOT_FOUND', `partition ${explicit} of topic ${topic} not found`).toBridgeError();
-            return;
-          }
-          partition = explicit;
-        } else {
-          partition = this.partitioner({ topic, partitionMetadata: partitions, message });
+        if (explicit !== undefined && !partitions.some((p) => p.partitionId === explicit)) {
+          offsets[index] = new MeshError(
+            'MESH_PARTITION_NOT_FOUND',
+            `partition ${explicit} of topic ${topic} not found`,
+          ).toBridgeError();
+          return;
         }
-        let group = groups.get(partition);
-        if (!group) groups.set(partition, (group = []));
-        group.push({ index, message, bytes: record.bytes });
+        const partition = explicit ?? this.partitioner({ topic, partitionMetadata: partitions, message });
+        batch.push({ index, message, partition, bytes: record.bytes });
       });
 
       const deadline = AbortSignal.timeout(this.options.deliveryTimeoutMs);
       const finalOffsets = [...offsets];
-      const finals: Promise<void>[] = [];
-      await Promise.all(
-        [...groups].map(async ([partition, group]) => {
-          const sent = this.senderFor(topic, partition).send(group, deadline);
-          finals.push(
-            sent.final.then((outcomes) =>
-              outcomes.forEach((outcome, position) => {
-                const { index, bytes } = group[position]!;
-                finalOffsets[index] = toOffsetEntry(outcome);
-                if ('offset' in outcome) metrics.bridgeProducedBytes.inc({ topic }, bytes);
-              }),
-            ),
-          );
-          (await sent.answers).forEach((outcome, position) => {
-            offsets[group[position]!.index] = toOffsetEntry(outcome);
-          });
-        }),
-      );
-      const final = Promise.all(finals).then(() => finalOffsets);
+      const sent = this.senderFor(topic, partitions).send(batch, deadline);
+      const final = sent.final.then((outcomes) => {
+        outcomes.forEach((outcome, position) => {
+          const { index, bytes } = batch[position];
+          finalOffsets[index] = toOffsetEntry(outcome);
+          if ('offset' in outcome) metrics.bridgeProducedBytes.inc({ topic }, bytes);
+        });
+        return finalOffsets;
+      });
+      (await sent.answers).forEach((outcome, position) => {
+        offsets[batch[position].index] = toOffsetEntry(outcome);
+      });
 
       let acknowledged = 0;
       let failed = 0;
@@ -183,7 +186,8 @@ export class ProduceService {
       }
       if (acknowledged > 0) metrics.bridgeProducedRecords.inc({ topic, result: 'success' }, acknowledged);
       if (failed > 0) metrics.bridgeProducedRecords.inc({ topic, result: 'failed' }, failed);
-      if (failed > 0) span.setStatus({ code: SpanStatusCode.ERROR, message: `${failed} record(s) not acknowledged` });
+      if (failed > 0)
+        span.setStatus({ code: SpanStatusCode.ERROR, message: `${failed} record(s) not acknowledged` });
       return { status, offsets, final };
     } catch (err) {
       span.recordException(err as Error);
@@ -204,35 +208,45 @@ export class ProduceService {
     try {
       return await this.options.metadata.partitions(topic);
     } catch (err) {
-      if (!(err instanceof MeshError) || err.code !== 'MESH_TOPIC_NOT_FOUND' || !this.options.autoCreateTopics) throw err;
+      if (
+        !(err instanceof MeshError) ||
+        err.code !== 'MESH_TOPIC_NOT_FOUND' ||
+        !this.options.autoCreateTopics
+      )
+        throw err;
       await this.options.metadata.createTopic(topic);
       this.options.metadata.invalidate(topic);
       return this.options.metadata.partitions(topic);
     }
   }
 
-  private senderFor(topic: string, partition: number): PartitionSender {
-    const id = `${topic}\u0000${partition}`;
-    let sender = this.senders.get(id);
+  private senderFor(topic: string, partitions: PartitionMetadata[]): TopicSender {
+    let sender = this.senders.get(topic);
     if (!sender) {
-      sender = new PartitionSender({
+      const { metadata } = this.options;
+      sender = new TopicSender({
         producer: this.options.producer,
         topic,
-        partition,
         compression: COMPRESSION[this.options.compression],
         maxBatchRecords: this.options.maxBatchRecords,
         maxBatchBytes: this.options.maxBatchBytes,
-        classifyError: (err) => this.classifySendError(topic, partition, err),
+        leaderOf: (partition) =>
+          metadata.leaderOf(topic, partition) ??
+          partitions.find((p) => p.partitionId === partition)?.leader ??
+          -1,
+        classifyError: (err) => this.classifySendError(topic, err),
       });
-      this.senders.set(id, sender);
+      this.senders.set(topic, sender);
     }
     return sender;
   }
 
-  private classifySendError(topic: string, partition: number, err: unknown): MeshError {
+  private classifySendError(topic: string, err: unknown): MeshError {
     if (isUnknownTopicError(err)) {
       this.options.metadata.invalidate(topic);
-      return new MeshError('MESH_PARTITION_NOT_FOUND', `partition ${partition} of topic ${topic} not found`, { cause: err });
+      return new MeshError('MESH_PARTITION_NOT_FOUND', `a partition of topic ${topic} was not found`, {
+        cause: err,
+      });
     }
     return new MeshError('MESH_KAFKA_UNAVAILABLE', `not acknowledged by Kafka: ${(err as Error).message}`, {
       cause: err,

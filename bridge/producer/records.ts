@@ -47,7 +47,12 @@ function decodeBase64(text: unknown, path: string, errors: FieldError[]): Buffer
   return Buffer.from(text, 'base64');
 }
 
-function encodeField(format: EmbeddedFormat, value: unknown, path: string, errors: FieldError[]): Buffer | null {
+function encodeField(
+  format: EmbeddedFormat,
+  value: unknown,
+  path: string,
+  errors: FieldError[],
+): Buffer | null {
   if (value === null || value === undefined) return null;
   switch (format) {
     case 'json':
@@ -84,7 +89,9 @@ export function decodeRecords(
       // Kafka allows a header key more than once; kafkajs takes an array for that.
       const previous = headers[header.key];
       headers[header.key] =
-        previous === undefined ? headerValue : [...(Array.isArray(previous) ? previous : [previous]), headerValue] as Buffer[];
+        previous === undefined
+          ? headerValue
+          : ([...(Array.isArray(previous) ? previous : [previous]), headerValue] as Buffer[]);
       bytes += header.key.length + headerValue.length;
     });
     return {
@@ -100,7 +107,11 @@ export function decodeRecords(
 }
 
 /** The value a topic schema checks: JSON as sent (json format), or text/binary bytes parsed as JSON. */
-export function schemaValueOf(format: EmbeddedFormat, record: RestRecord, decoded: DecodedRecord): { ok: true; value: unknown } | { ok: false } {
+export function schemaValueOf(
+  format: EmbeddedFormat,
+  record: RestRecord,
+  decoded: DecodedRecord,
+): { ok: true; value: unknown } | { ok: false } {
   if (format === 'json') return { ok: true, value: record.value };
   if (decoded.value === null) return { ok: true, value: null };
   try {

@@ -25,12 +25,16 @@ export class TopicSchemas {
         throw new Error(`bridge.topics.${topic}.schema: cannot read ${file}: ${(err as Error).message}`);
       }
       const draft2020 = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12');
-      const ajv = draft2020 ? new Ajv2020({ allErrors: true, strict: false }) : new Ajv({ allErrors: true, strict: false });
+      const ajv = draft2020
+        ? new Ajv2020({ allErrors: true, strict: false })
+        : new Ajv({ allErrors: true, strict: false });
       addFormats(ajv);
       try {
         this.validators.set(topic, ajv.compile(schema));
       } catch (err) {
-        throw new Error(`bridge.topics.${topic}.schema: ${file} is not a valid JSON Schema: ${(err as Error).message}`);
+        throw new Error(
+          `bridge.topics.${topic}.schema: ${file} is not a valid JSON Schema: ${(err as Error).message}`,
+        );
       }
     }
   }

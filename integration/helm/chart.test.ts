@@ -74,7 +74,7 @@ function allContainers(spec: PodSpec): Container[] {
 function container(spec: PodSpec, name: string): Container {
   const found = allContainers(spec).filter((c) => c.name === name);
   assert.equal(found.length, 1, `one container named ${name}`);
-  return found[0]!;
+  return found[0];
 }
 function envOf(c: Container): Record<string, string | undefined> {
   return Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
@@ -235,13 +235,13 @@ describe('helm chart helm/mesh-sidecar', function () {
           if (line.trim() === '') commentHasDoc = false;
           continue;
         }
-        const indent = key[1]!.length;
+        const indent = key[1].length;
         while (stack.length > 0 && stack.at(-1)!.indent >= indent) stack.pop();
         const parent = stack.at(-1);
-        const path = parent ? `${parent.path}.${key[2]}` : key[2]!;
+        const path = parent ? `${parent.path}.${key[2]}` : key[2];
         const documented = commentHasDoc || (parent?.documented ?? false);
         commentHasDoc = false;
-        const isLeaf = key[3]!.trim() !== '';
+        const isLeaf = key[3].trim() !== '';
         if (isLeaf && !documented) undocumented.push(path);
         stack.push({ indent, path, documented });
       }
@@ -255,8 +255,8 @@ describe('helm chart helm/mesh-sidecar', function () {
       assert.equal(spec.initContainers?.[0]?.name, 'mesh-sidecar');
       assert.equal(spec.initContainers[0].restartPolicy, 'Always');
       assert.deepEqual(spec.containers.map((c) => c.name), ['app']);
-      assert.equal(spec.containers[0]!.image, 'ghcr.io/example/orders:1.4.2');
-      assert.equal(spec.containers[0]!.restartPolicy, undefined);
+      assert.equal(spec.containers[0].image, 'ghcr.io/example/orders:1.4.2');
+      assert.equal(spec.containers[0].restartPolicy, undefined);
     });
 
     it('native mode: user init containers run after the sidecar has started', async () => {
@@ -402,7 +402,7 @@ describe('helm chart helm/mesh-sidecar', function () {
       assert.equal(envOf(watcher).MESH_CONFIG_FILE, '/etc/mesh-sidecar/config/config.yaml');
       const script = findObject<{ data: Record<string, string> }>(objects, 'ConfigMap', 'demo-mesh-sidecar-reloader');
       const source = await readFile(join(chartDir, 'files/reloader.mjs'), 'utf8');
-      assert.equal(script.data['reloader.mjs']!.trim(), source.trim());
+      assert.equal(script.data['reloader.mjs'].trim(), source.trim());
       // The watcher and the sidecar see the same config file.
       assert.ok(container(spec, 'mesh-sidecar').volumeMounts?.some((m) => m.mountPath === '/etc/mesh-sidecar/config'));
     });
@@ -447,7 +447,7 @@ describe('helm chart helm/mesh-sidecar', function () {
       const ingressPorts = policy.spec.ingress.flatMap((r) => r.ports.map((p) => p.port));
       assert.deepEqual(ingressPorts, [15006]);
       assert.ok(!ingressPorts.includes(8080));
-      assert.equal(policy.spec.ingress[0]!.from, undefined, 'no from: any source may call the ingress port');
+      assert.equal(policy.spec.ingress[0].from, undefined, 'no from: any source may call the ingress port');
       assert.deepEqual(
         policy.spec.egress.map((r) => r.ports.map((p) => p.port)),
         [[53, 53], [9092, 9093]],

@@ -34,7 +34,7 @@ function instructions(text: string): Instruction[] {
     .filter((line) => line !== '')
     .map((line) => {
       const [keyword, ...rest] = line.split(/\s+/);
-      return { keyword: keyword!.toUpperCase(), args: rest.join(' ') };
+      return { keyword: keyword.toUpperCase(), args: rest.join(' ') };
     });
 }
 

@@ -67,7 +67,7 @@ describe('helm chart config watcher (reloadOnChange)', function () {
     await waitFor(() => watcher.logs.some((l) => l.msg === 'watching the sidecar config'), {
       what: 'the watcher to start',
     });
-    assert.equal(await effectiveLogLevel(sidecar.urls.admin!), 'info');
+    assert.equal(await effectiveLogLevel(sidecar.urls.admin), 'info');
 
     await sidecar.rewriteConfig({ ...initialConfig, log: { level: 'debug' } });
     const sent = await waitFor(() => watcher.logs.find((l) => l.msg === 'config changed; sent SIGHUP to the sidecar'), {
@@ -75,7 +75,7 @@ describe('helm chart config watcher (reloadOnChange)', function () {
     });
     assert.deepEqual(sent.pids, [sidecar.proc.pid]);
     await sidecar.waitForLog((line) => line.msg === 'config reloaded');
-    assert.equal(await effectiveLogLevel(sidecar.urls.admin!), 'debug');
+    assert.equal(await effectiveLogLevel(sidecar.urls.admin), 'debug');
     assert.equal(watcher.logs.filter((l) => l.msg === 'config changed; sent SIGHUP to the sidecar').length, 1);
   });
 
@@ -94,6 +94,6 @@ describe('helm chart config watcher (reloadOnChange)', function () {
       { what: 'the watcher to report the pending change on two polls' },
     );
     assert.ok(!watcher.logs.some((l) => String(l.msg).includes('sent SIGHUP')));
-    assert.equal(await effectiveLogLevel(sidecar.urls.admin!), 'info');
+    assert.equal(await effectiveLogLevel(sidecar.urls.admin), 'info');
   });
 });

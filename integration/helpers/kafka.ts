@@ -237,8 +237,9 @@ export class KafkaTestContext {
     await consumer.subscribe({ topic, fromBeginning: true });
     const records: (KafkaMessage & { partition: number })[] = [];
     await consumer.run({
-      eachMessage: async ({ partition, message }) => {
+      eachMessage: ({ partition, message }) => {
         records.push({ ...message, partition });
+        return Promise.resolve();
       },
     });
     await waitFor(() => records.length >= count, { timeoutMs, what: `${count} records in ${topic}` });

@@ -36,7 +36,12 @@ export interface TestEgress {
 export async function startTestEgress(
   cleanup: CleanupStack,
   egressSection: Record<string, unknown>,
-  options: { upstreamUrl?: string; random?: () => number } = {},
+  options: {
+    upstreamUrl?: string;
+    random?: () => number;
+    now?: () => number;
+    resolve?: (name: string) => Promise<string[]>;
+  } = {},
 ): Promise<TestEgress> {
   const config = validateConfig({ egress: { port: 0, ...egressSection } });
   const metrics = createMetrics();
@@ -48,6 +53,8 @@ export async function startTestEgress(
     logger: createLogger({ level: 'silent' }),
     tracer: telemetry.tracer,
     random: options.random,
+    now: options.now,
+    resolve: options.resolve,
   });
   cleanup.defer(() => telemetry.shutdown());
   cleanup.defer(() => egress.stop());

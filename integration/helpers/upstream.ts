@@ -31,8 +31,10 @@ export interface RecordedRequest {
   readonly body: string;
   /** performance.now() when the request head arrived. */
   readonly at: number;
-  /** Whether the connection used TLS with a verified client certificate. */
+  /** CN of the verified client certificate (mTLS). */
   readonly clientCertificate?: string | undefined;
+  /** SNI name the client sent (TLS). */
+  readonly serverName?: string | undefined;
 }
 
 export interface UpstreamOptions {
@@ -46,6 +48,8 @@ export interface UpstreamOptions {
   };
   /** Bind this port (to come back on the same address after `stop()`). */
   readonly port?: number;
+  /** Bind this loopback address (127.0.0.2, ... give several upstreams the same port). */
+  readonly host?: string;
 }
 
 export class TestUpstream {
@@ -86,11 +90,15 @@ export class TestUpstream {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
-    server.listen(this.boundPort ?? this.options.port ?? 0, '127.0.0.1');
+    server.listen(this.boundPort ?? this.options.port ?? 0, this.host);
     await once(server, 'listening');
     this.boundPort = (server.address() as AddressInfo).port;
     this.server = server;
     return this;
+  }
+
+  get host(): string {
+    return this.options.host ?? '127.0.0.1';
   }
 
   get port(): number {
@@ -99,7 +107,7 @@ export class TestUpstream {
   }
 
   get url(): string {
-    return `${this.options.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+    return `${this.options.tls ? 'https' : 'http'}://${this.host}:${this.port}`;
   }
 
   /** What every request gets once the script is used up. */
@@ -144,7 +152,10 @@ export class TestUpstream {
     res.once('close', () => (this.activeCount -= 1));
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
-    const socket = req.socket as Socket & { getPeerCertificate?: () => { subject?: { CN?: string } } };
+    const socket = req.socket as Socket & {
+      getPeerCertificate?: () => { subject?: { CN?: string } };
+      servername?: string | false;
+    };
     this.requests.push({
       method: req.method ?? '',
       url: req.url ?? '',
@@ -152,6 +163,7 @@ export class TestUpstream {
       body: Buffer.concat(chunks).toString('utf8'),
       at,
       clientCertificate: socket.getPeerCertificate?.()?.subject?.CN,
+      serverName: typeof socket.servername === 'string' ? socket.servername : undefined,
     });
     switch (behaviour.kind) {
       case 'hang':

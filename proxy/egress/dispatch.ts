@@ -10,8 +10,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { propagation, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { MeshError } from '../../services/runtime/errors.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
-import type { Balancer } from './balancer.js';
+import type { CircuitBreaker } from './breaker.js';
 import type { Endpoint } from './endpoints.js';
+import type { TokenSource } from './oauth2.js';
+import type { OutlierOutcome } from './outlier.js';
 import type { RetryPolicy } from './policy.js';
 import {
   backoffMs,
@@ -100,6 +102,37 @@ function discard(body: Readable): void {
 // ---------------------------------------------------------------------------------------------
 // Call layers
 
+/** Failed calls as the breaker counts them: no response from the upstream, or the call timed out. */
+function isCallFailure(err: unknown): boolean {
+  return err instanceof AttemptFailure || (err instanceof MeshError && err.code === 'MESH_TIMEOUT');
+}
+
+/**
+ * The service's circuit breaker: refuses at once (503 `circuit-open`, no upstream contact) while the
+ * circuit is open or a concurrency limit is reached, and feeds it each call's outcome.
+ */
+export function circuitBreaker(breaker: CircuitBreaker, pendingRequests: () => number): Layer {
+  return (next) => async (call) => {
+    const admission = breaker.admit(pendingRequests());
+    if (!admission.admitted) {
+      throw new MeshError('MESH_CIRCUIT_OPEN', `service ${call.service}: ${admission.reason}`, {
+        headers: { 'x-mesh-error': 'circuit-open', 'retry-after': '1' },
+      });
+    }
+    let answer: Answer;
+    try {
+      answer = await next(call);
+    } catch (err) {
+      breaker.record(admission, isCallFailure(err) ? 'failure' : 'neutral');
+      breaker.release();
+      throw err;
+    }
+    breaker.record(admission, answer.statusCode >= 500 ? 'failure' : 'success');
+    whenBodyDone(answer, () => breaker.release());
+    return answer;
+  };
+}
+
 /** Overall time of the call, retries and the response body included: then 504 `timeout`. */
 export function overallTimeout(timeoutMs: number): Layer {
   return (next) => async (call) => {
@@ -120,6 +153,26 @@ export function overallTimeout(timeoutMs: number): Layer {
       clearTimeout(timer);
       throw signal.aborted && signal.reason instanceof MeshError ? signal.reason : err;
     }
+  };
+}
+
+/**
+ * Puts the service's OAuth2 token on the call; when the upstream answers 401 with it, drops it and
+ * sends the call once more with a fresh one (when the body can be sent again).
+ */
+export function oauth2Token(tokens: TokenSource): Layer {
+  return (next) => async (call) => {
+    const withToken = (token: string): Call => ({
+      ...call,
+      headers: { ...call.headers, authorization: `Bearer ${token}` },
+    });
+    const token = await tokens.get();
+    const answer = await next(withToken(token));
+    const resendable = call.body === null || Buffer.isBuffer(call.body);
+    if (answer.statusCode !== 401 || !resendable) return answer;
+    discard(answer.body);
+    tokens.invalidate(token);
+    return next(withToken(await tokens.get()));
   };
 }
 
@@ -186,15 +239,15 @@ export function retry(options: RetryLayerOptions): Layer {
 // ---------------------------------------------------------------------------------------------
 // Attempt layers
 
-export interface EndpointSource {
-  /** Endpoints an attempt may use now. */
-  eligible(): readonly Endpoint[];
+export interface EndpointPicker {
+  /** The endpoint of this attempt (its balancer, its split group), or undefined when none is left. */
+  pick(call: Call): Endpoint | undefined;
 }
 
 /** Picks the endpoint of this attempt; none left is 503 `no-healthy-upstream`. */
-export function pickEndpoint(source: EndpointSource, balancer: Balancer): Layer {
+export function pickEndpoint(picker: EndpointPicker): Layer {
   return (next) => (call) => {
-    const endpoint = balancer.pick(source.eligible(), { avoid: call.tried, hashKey: call.hashKey });
+    const endpoint = picker.pick(call);
     if (endpoint === undefined) {
       return Promise.reject(
         new MeshError('MESH_NO_HEALTHY_UPSTREAM', `service ${call.service} has no healthy endpoint`, {
@@ -221,6 +274,7 @@ export function clientSpan(tracer: Tracer): Layer {
           'server.port': Number(endpoint.url.port || (endpoint.url.protocol === 'https:' ? 443 : 80)),
           'url.full': `${endpoint.origin}${call.path}`,
           'mesh.service': call.service,
+          ...(endpoint.group === undefined ? {} : { 'mesh.split.group': endpoint.group }),
           'mesh.retry.backoff_ms': call.backoffMs,
           ...(call.attempt > 1 ? { 'http.request.resend_count': call.attempt - 1 } : {}),
         },
@@ -261,6 +315,25 @@ export function perTryTimeout(timeoutMs: number | undefined): Layer {
       throw controller.signal.aborted && !call.signal.aborted ? failure : err;
     } finally {
       clearTimeout(timer);
+    }
+  };
+}
+
+/** Outcome of one attempt as outlier detection counts it (see OutlierDetector.record). */
+export type OutlierRecorder = (endpoint: Endpoint, outcome: OutlierOutcome) => void;
+
+/** Tells outlier detection (of the endpoint's group) how each attempt on an endpoint went. */
+export function outlierDetection(record: OutlierRecorder): Layer {
+  return (next) => async (call) => {
+    const endpoint = call.endpoint!;
+    try {
+      const answer = await next(call);
+      record(endpoint, answer.statusCode >= 500 ? 'failure' : 'success');
+      return answer;
+    } catch (err) {
+      const connectFailure = err instanceof AttemptFailure && err.kind === 'connect-failure';
+      record(endpoint, connectFailure ? 'failure' : 'neutral');
+      throw err;
     }
   };
 }

@@ -14,6 +14,7 @@ import { MeshError } from '../../services/runtime/errors.js';
 import { annotateResponse, ensureRequestId, HttpListener, sendProblem } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
+import type { Resolve } from './discovery.js';
 import { AttemptFailure } from './dispatch.js';
 import {
   servicePolicyFromConfig,
@@ -34,7 +35,11 @@ export interface EgressOptions {
   readonly logger: Logger;
   readonly tracer: Tracer;
   /** Randomness of jitter and least_request; tests pin it. */
-  readonly random?: () => number;
+  readonly random?: (() => number) | undefined;
+  /** Clock of breakers and outlier detection; tests move it. */
+  readonly now?: (() => number) | undefined;
+  /** Resolver of DNS discovery; the system resolver when absent. */
+  readonly resolve?: Resolve | undefined;
 }
 
 /** Whether the egress listener has anything to do (see the schema's `egress` description). */
@@ -55,7 +60,7 @@ export class EgressComponent implements Component {
   private readonly maxRetryBodyBytes: number;
 
   constructor(private readonly options: EgressOptions) {
-    const { config, metrics, logger, tracer, random } = options;
+    const { config, metrics, logger, tracer, random, now, resolve } = options;
     const policies: ServicePolicy[] = Object.entries(config.services).flatMap(([name, service]) =>
       service === undefined ? [] : [servicePolicyFromConfig(name, service)],
     );
@@ -63,7 +68,10 @@ export class EgressComponent implements Component {
       policies.push(zeroConfigPolicy(options.upstreamUrl));
     }
     for (const policy of policies) {
-      this.services.set(policy.name, new UpstreamService({ policy, metrics, tracer, random }));
+      this.services.set(
+        policy.name,
+        new UpstreamService({ policy, metrics, tracer, random, now, resolve, logger }),
+      );
     }
     this.router = new Router(
       policies,
@@ -97,6 +105,12 @@ export class EgressComponent implements Component {
         throw new Error(`egress route ${route.prefix} names unknown service "${route.service}"`);
       }
     }
+    for (const [name, service] of Object.entries(this.options.config.services)) {
+      if (service?.split !== undefined && (service.endpoints.length > 0 || service.dns !== undefined)) {
+        throw new Error(`egress service "${name}" has a split: its endpoints and dns go in the split groups`);
+      }
+    }
+    await Promise.all([...this.services.values()].map((service) => service.start()));
     await this.listener.listen();
   }
 

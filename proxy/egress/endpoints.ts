@@ -5,10 +5,21 @@
  */
 import { Pool } from 'undici';
 
+/** TLS of connections to https endpoints (PEM contents, not paths). */
+export interface UpstreamTls {
+  readonly ca?: Buffer | undefined;
+  readonly cert?: Buffer | undefined;
+  readonly key?: Buffer | undefined;
+  readonly serverName?: string | undefined;
+}
+
 export interface EndpointOptions {
   readonly connectTimeoutMs: number;
+  readonly tls?: UpstreamTls | undefined;
   /** Connections per endpoint. */
   readonly connections?: number;
+  /** Name of the traffic-split group the endpoints belong to (absent when the service is not split). */
+  readonly group?: string | undefined;
 }
 
 export class Endpoint {
@@ -16,19 +27,32 @@ export class Endpoint {
   readonly origin: string;
   readonly url: URL;
   readonly pool: Pool;
+  /** Traffic-split group of the endpoint, if the service is split. */
+  readonly group: string | undefined;
   /** Requests sent to this endpoint that have not finished (least_request reads it). */
   active = 0;
 
   constructor(origin: string, options: EndpointOptions) {
     this.url = new URL(origin);
     this.origin = this.url.origin;
+    this.group = options.group;
     this.pool = new Pool(this.origin, {
       connections: options.connections ?? 128,
       keepAliveTimeout: 30_000,
       // Timeouts are the dispatch layers' business (per try, overall); these only stop leaks.
       headersTimeout: 0,
       bodyTimeout: 0,
-      connect: { timeout: options.connectTimeoutMs },
+      connect: {
+        timeout: options.connectTimeoutMs,
+        ...(this.url.protocol === 'https:' && options.tls
+          ? {
+              ...(options.tls.ca ? { ca: options.tls.ca } : {}),
+              ...(options.tls.cert ? { cert: options.tls.cert } : {}),
+              ...(options.tls.key ? { key: options.tls.key } : {}),
+              ...(options.tls.serverName ? { servername: options.tls.serverName } : {}),
+            }
+          : {}),
+      },
     });
   }
 }

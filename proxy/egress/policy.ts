@@ -4,6 +4,12 @@
  * (`zeroConfigPolicy`), so both paths run the very same code.
  */
 import type { Config } from '../../services/runtime/config.js';
+import type { BreakerPolicy } from './breaker.js';
+import type { DnsTarget } from './discovery.js';
+import { readFileSync } from 'node:fs';
+import type { UpstreamTls } from './endpoints.js';
+import type { OAuth2Policy } from './oauth2.js';
+import type { OutlierPolicy } from './outlier.js';
 
 export type RetryCondition = 'connect-failure' | 'reset' | 'timeout' | '5xx' | 'gateway-error';
 export type LoadBalancerKind = 'round_robin' | 'least_request' | 'consistent_hash';
@@ -26,15 +32,39 @@ export interface RetryPolicy {
   readonly budget: RetryBudgetPolicy | undefined;
 }
 
+/** One group of a weighted traffic split: its share of the calls and where its endpoints come from. */
+export interface EndpointGroupPolicy {
+  readonly name: string;
+  /** Relative share of calls; 0 sends the group nothing. */
+  readonly weight: number;
+  readonly endpoints: readonly string[];
+  /** When set, endpoints come from this DNS name instead of `endpoints`. */
+  readonly dns: DnsTarget | undefined;
+}
+
 export interface ServicePolicy {
   readonly name: string;
   readonly namespace: string | undefined;
   readonly endpoints: readonly string[];
+  /** When set, endpoints come from this DNS name instead of `endpoints`. */
+  readonly dns: DnsTarget | undefined;
+  /** Weighted traffic split: when set, the endpoints come from these groups instead of `endpoints`/`dns`. */
+  readonly split: readonly EndpointGroupPolicy[] | undefined;
   readonly loadBalancer: LoadBalancerKind;
   readonly hashHeader: string | undefined;
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly retry: RetryPolicy;
+  /** Connections per endpoint at most. */
+  readonly maxConnections: number;
+  /** TLS to https endpoints; absent: Node's defaults. */
+  readonly tls: UpstreamTls | undefined;
+  /** Absent: calls go out without a token. */
+  readonly oauth2: OAuth2Policy | undefined;
+  /** Absent: no breaker (zero-config mode). */
+  readonly breaker: BreakerPolicy | undefined;
+  /** Absent: no outlier detection (zero-config mode). */
+  readonly outlier: OutlierPolicy | undefined;
   /**
    * What a call answers when every attempt failed without a response: `by-cause` gives 504 for a
    * timeout and 502 otherwise (contract section 3); `bad-gateway` always gives 502, as the reference
@@ -51,6 +81,22 @@ export function servicePolicyFromConfig(name: string, config: ServiceConfig): Se
     name,
     namespace: config.namespace,
     endpoints: config.endpoints,
+    dns: config.dns === undefined ? undefined : { ...config.dns },
+    split:
+      config.split === undefined
+        ? undefined
+        : Object.entries(config.split).flatMap(([group, split]) =>
+            split === undefined
+              ? []
+              : [
+                  {
+                    name: group,
+                    weight: split.weight,
+                    endpoints: split.endpoints,
+                    dns: split.dns === undefined ? undefined : { ...split.dns },
+                  },
+                ],
+          ),
     loadBalancer: config.loadBalancer,
     hashHeader: config.hashHeader?.toLowerCase(),
     timeoutMs: config.timeoutMs,
@@ -64,6 +110,24 @@ export function servicePolicyFromConfig(name: string, config: ServiceConfig): Se
       maxBackoffMs: Math.max(retry.maxBackoffMs, 0),
       budget: { ratio: retry.budgetRatio, minRetriesPerSecond: retry.minRetriesPerSecond },
     },
+    oauth2: config.oauth2 === undefined ? undefined : { ...config.oauth2 },
+    tls:
+      config.tls === undefined
+        ? undefined
+        : {
+            ca: config.tls.ca === undefined ? undefined : readFileSync(config.tls.ca),
+            cert: config.tls.cert === undefined ? undefined : readFileSync(config.tls.cert),
+            key: config.tls.key === undefined ? undefined : readFileSync(config.tls.key),
+            serverName: config.tls.serverName,
+          },
+    maxConnections: config.circuitBreaker.maxConnections,
+    breaker: {
+      maxRequests: config.circuitBreaker.maxRequests,
+      maxPendingRequests: config.circuitBreaker.maxPendingRequests,
+      consecutiveFailures: config.circuitBreaker.consecutiveFailures,
+      openMs: config.circuitBreaker.openMs,
+    },
+    outlier: { ...config.outlierDetection },
     whenExhausted: 'by-cause',
   };
 }
@@ -82,6 +146,8 @@ export function zeroConfigPolicy(upstreamUrl: string): ServicePolicy {
     name: ZERO_CONFIG_SERVICE,
     namespace: undefined,
     endpoints: [upstreamUrl],
+    dns: undefined,
+    split: undefined,
     loadBalancer: 'round_robin',
     hashHeader: undefined,
     timeoutMs: 10_000,
@@ -95,6 +161,11 @@ export function zeroConfigPolicy(upstreamUrl: string): ServicePolicy {
       maxBackoffMs: 1_000,
       budget: undefined,
     },
+    oauth2: undefined,
+    tls: undefined,
+    maxConnections: 128,
+    breaker: undefined,
+    outlier: undefined,
     whenExhausted: 'bad-gateway',
   };
 }

@@ -1,62 +1,195 @@
 /**
- * One upstream service: its endpoints, balancer, retry budget and the composed dispatch chain.
+ * One upstream service: its endpoint groups (one, or several in a weighted traffic split, each with
+ * its endpoints, balancer and outlier detection), retry budget, circuit breaker and the composed
+ * dispatch chain.
  */
 import type { Tracer } from '@opentelemetry/api';
+import type { Logger } from 'pino';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
-import { createBalancer } from './balancer.js';
+import { createBalancer, type Balancer } from './balancer.js';
+import { CircuitBreaker } from './breaker.js';
 import {
   attemptMetrics,
+  circuitBreaker,
+  oauth2Token,
   clientSpan,
   compose,
+  outlierDetection,
   overallTimeout,
   perTryTimeout,
   pickEndpoint,
   retry,
   transport,
+  type Layer,
   type Send,
 } from './dispatch.js';
+import { DnsDiscovery, systemResolve, type DnsTarget, type Resolve } from './discovery.js';
 import { EndpointSet, type Endpoint } from './endpoints.js';
+import { TokenSource } from './oauth2.js';
+import { OutlierDetector, type OutlierOutcome } from './outlier.js';
 import type { ServicePolicy } from './policy.js';
 import { RetryBudget } from './retry.js';
+import { SplitPicker, type EndpointGroup } from './split.js';
 
 export interface UpstreamServiceOptions {
   readonly policy: ServicePolicy;
   readonly metrics: MeshMetrics;
   readonly tracer: Tracer;
   /** Randomness of backoff jitter and least_request (tests pin it). */
-  readonly random?: () => number;
+  readonly random?: (() => number) | undefined;
+  /** Clock of the breaker and outlier detection (tests move it). */
+  readonly now?: (() => number) | undefined;
+  /** DNS resolver of discovery (tests use their own). */
+  readonly resolve?: Resolve | undefined;
+  readonly logger: Logger;
+}
+
+const passThrough: Layer = (next) => next;
+
+/** Name of the one group of a service that is not split. */
+const WHOLE_SERVICE = '';
+
+/** One endpoint group of a service (the whole service when it is not split). */
+export class ServiceGroup implements EndpointGroup {
+  readonly endpoints: EndpointSet;
+  readonly outliers: OutlierDetector | undefined;
+  readonly balancer: Balancer;
+  private readonly discovery: DnsDiscovery | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly weight: number,
+    source: { readonly endpoints: readonly string[]; readonly dns: DnsTarget | undefined },
+    options: UpstreamServiceOptions,
+    onEject: () => void,
+  ) {
+    const { policy } = options;
+    const split = name !== WHOLE_SERVICE;
+    this.endpoints = new EndpointSet({
+      connectTimeoutMs: policy.connectTimeoutMs,
+      connections: policy.maxConnections,
+      tls: policy.tls,
+      group: split ? name : undefined,
+    });
+    if (source.dns) {
+      this.discovery = new DnsDiscovery(
+        split ? `${policy.name}/${name}` : policy.name,
+        source.dns,
+        this.endpoints,
+        options.resolve ?? systemResolve,
+        options.logger,
+      );
+    } else {
+      this.endpoints.update(source.endpoints);
+    }
+    if (policy.outlier) this.outliers = new OutlierDetector(policy.outlier, options.now ?? Date.now, onEject);
+    this.balancer = createBalancer(policy.loadBalancer, options.random);
+  }
+
+  eligible(): readonly Endpoint[] {
+    const all = this.endpoints.all;
+    return this.outliers ? this.outliers.eligible(all) : all;
+  }
+
+  record(endpoint: Endpoint, outcome: OutlierOutcome): void {
+    this.outliers?.record(endpoint, outcome, this.endpoints.all);
+  }
+
+  start(): Promise<void> {
+    return this.discovery?.start() ?? Promise.resolve();
+  }
+
+  refresh(): Promise<void> {
+    return this.discovery?.refresh() ?? Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.discovery?.stop();
+    return this.endpoints.close();
+  }
+
+  destroy(): Promise<void> {
+    this.discovery?.stop();
+    return this.endpoints.destroy();
+  }
 }
 
 export class UpstreamService {
   readonly name: string;
   readonly policy: ServicePolicy;
-  readonly endpoints: EndpointSet;
+  /** The endpoint groups of a traffic split, in config order; one group when the service is not split. */
+  readonly groups: readonly ServiceGroup[];
+  readonly breaker: CircuitBreaker | undefined;
+  readonly tokens: TokenSource | undefined;
   /** The whole egress path of a call to this service. */
   readonly send: Send;
 
   constructor(options: UpstreamServiceOptions) {
     const { policy, metrics, tracer, random } = options;
-    this.name = policy.name;
+    const now = options.now ?? Date.now;
+    const service = policy.name;
+    this.name = service;
     this.policy = policy;
-    this.endpoints = new EndpointSet({ connectTimeoutMs: policy.connectTimeoutMs });
-    this.endpoints.update(policy.endpoints);
-    const budget = policy.retry.budget === undefined ? undefined : new RetryBudget(policy.retry.budget);
-    const source = { eligible: (): readonly Endpoint[] => this.endpoints.all };
+    const onEject = () => metrics.outlierEjections.inc({ service });
+    this.groups =
+      policy.split === undefined
+        ? [new ServiceGroup(WHOLE_SERVICE, 1, policy, options, onEject)]
+        : policy.split.map((group) => new ServiceGroup(group.name, group.weight, group, options, onEject));
+    const byName = new Map(this.groups.map((group) => [group.name, group]));
+    const budget = policy.retry.budget === undefined ? undefined : new RetryBudget(policy.retry.budget, now);
+    if (policy.breaker) {
+      metrics.circuitBreakerOpen.set({ service }, 0);
+      this.breaker = new CircuitBreaker(policy.breaker, now, (open) =>
+        metrics.circuitBreakerOpen.set({ service }, open ? 1 : 0),
+      );
+    }
+    if (policy.oauth2) this.tokens = new TokenSource(policy.oauth2, now);
+    const pending = () => {
+      let sum = 0;
+      for (const group of this.groups)
+        for (const endpoint of group.endpoints.all) sum += endpoint.pool.stats.pending;
+      return sum;
+    };
+    const recordOutlier = (endpoint: Endpoint, outcome: OutlierOutcome) =>
+      byName.get(endpoint.group ?? WHOLE_SERVICE)?.record(endpoint, outcome);
     this.send = compose(
+      this.breaker ? circuitBreaker(this.breaker, pending) : passThrough,
       overallTimeout(policy.timeoutMs),
+      this.tokens ? oauth2Token(this.tokens) : passThrough,
       retry({ policy: policy.retry, budget, metrics, random }),
-      pickEndpoint(source, createBalancer(policy.loadBalancer, random)),
+      pickEndpoint(new SplitPicker(this.groups, random)),
       clientSpan(tracer),
       perTryTimeout(policy.retry.perTryTimeoutMs),
+      policy.outlier ? outlierDetection(recordOutlier) : passThrough,
       attemptMetrics(metrics),
     )(transport);
   }
 
-  close(): Promise<void> {
-    return this.endpoints.close();
+  /** The endpoints of the service (of its first group when it is split). */
+  get endpoints(): EndpointSet {
+    return this.groups[0].endpoints;
   }
 
-  destroy(): Promise<void> {
-    return this.endpoints.destroy();
+  /** A group of the split by name. */
+  group(name: string): ServiceGroup | undefined {
+    return this.groups.find((group) => group.name === name);
+  }
+
+  /** Starts discovery (the first lookups are awaited; a failed one leaves its group without endpoints). */
+  async start(): Promise<void> {
+    await Promise.all(this.groups.map((group) => group.start()));
+  }
+
+  /** Resolves the DNS names again now (tests; SIGHUP in the future). */
+  async refreshEndpoints(): Promise<void> {
+    await Promise.all(this.groups.map((group) => group.refresh()));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.groups.map((group) => group.close()));
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.groups.map((group) => group.destroy()));
   }
 }

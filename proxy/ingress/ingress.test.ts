@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import http, { type IncomingMessage } from 'node:http';
-import { SpanKind } from '@opentelemetry/api';
+import type { AddressInfo } from 'node:net';
+import { context, propagation, SpanKind } from '@opentelemetry/api';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startDemoBackend, type DemoBackend } from '../../services/demo-backend/server.js';
@@ -87,6 +88,46 @@ describe('ingress forwarding', () => {
     assert.equal(forwardedParent[1], traceId);
     assert.equal(forwardedParent[2], span.spanContext().spanId);
   });
+
+  it("makes the ingress span the parent of the app's request span", async () => {
+    // An app instrumented like a real one: it continues the traceparent it receives.
+    const received: string[] = [];
+    const tracedApp = http.createServer((req, res) => {
+      received.push(String(req.headers.traceparent));
+      const parent = propagation.extract(context.active(), req.headers);
+      const span = telemetry.tracer.startSpan('GET /hello (app)', { kind: SpanKind.SERVER }, parent);
+      res.end('ok', () => span.end());
+    });
+    await new Promise<void>((resolve) => tracedApp.listen(0, '127.0.0.1', resolve));
+    try {
+      await startIngress(`http://127.0.0.1:${(tracedApp.address() as AddressInfo).port}`);
+      const traceId = '0af7651916cd43dd8448eb211c80319c';
+      const res = await request(`${ingress.url}/hello`, {
+        headers: { traceparent: `00-${traceId}-b7ad6b7169203331-01` },
+      });
+      assert.equal(await res.body.text(), 'ok');
+      await waitForSpans(2);
+      const spans = telemetry.memoryExporter!.getFinishedSpans();
+      const ingressSpan = spans.find((s) => s.name !== 'GET /hello (app)')!;
+      const appSpan = spans.find((s) => s.name === 'GET /hello (app)')!;
+      assert.equal(ingressSpan.spanContext().traceId, traceId);
+      assert.equal(appSpan.spanContext().traceId, traceId);
+      assert.equal(appSpan.parentSpanContext?.spanId, ingressSpan.spanContext().spanId);
+      assert.equal(ingressSpan.parentSpanContext?.spanId, 'b7ad6b7169203331');
+      assert.equal(received[0], `00-${traceId}-${ingressSpan.spanContext().spanId}-01`);
+    } finally {
+      await new Promise((resolve) => tracedApp.close(resolve));
+    }
+  });
+
+  async function waitForSpans(count: number): Promise<void> {
+    for (let i = 0; i < 100; i += 1) {
+      await telemetry.forceFlush();
+      if (telemetry.memoryExporter!.getFinishedSpans().length >= count) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.fail(`fewer than ${count} spans finished`);
+  }
 
   it('answers 502 problem+json when the app refuses connections', async () => {
     await app.close();

@@ -155,8 +155,8 @@ describe('ingress OpenAPI request validation', () => {
       body: '{"name": ',
     });
     assert.equal(broken.status, 400);
-    assert.equal(broken.body.errors![0]!.in, 'body');
-    assert.match(broken.body.errors![0]!.message, /invalid JSON/);
+    assert.equal(broken.body.errors![0].in, 'body');
+    assert.match(broken.body.errors![0].message, /invalid JSON/);
     const empty = await problem('/echo/v1/pets', { method: 'POST' });
     assert.deepEqual(empty.body.errors, [{ in: 'body', path: '', message: 'request body is required' }]);
   });

@@ -53,7 +53,11 @@ function run(
       args,
       { cwd: options.cwd ?? repoRoot, env: options.env ?? process.env, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') return reject(err);
+        // A non-numeric code means the program did not run at all (ENOENT, EACCES).
+        if (err && typeof err.code !== 'number') {
+          reject(new Error(`${file}: ${err.message}`, { cause: err }));
+          return;
+        }
         resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
       },
     );
@@ -144,7 +148,7 @@ export async function renderChart(options: RenderOptions = {}): Promise<K8sObjec
 export function parseManifests(text: string): K8sObject[] {
   const objects: K8sObject[] = [];
   for (const doc of parseAllDocuments(text)) {
-    if (doc.errors.length > 0) throw new Error(`invalid YAML in rendered manifests: ${doc.errors[0]!.message}`);
+    if (doc.errors.length > 0) throw new Error(`invalid YAML in rendered manifests: ${doc.errors[0].message}`);
     const value = doc.toJS() as K8sObject | null;
     if (value !== null) objects.push(value);
   }
@@ -157,13 +161,13 @@ interface Validatable {
 type ModelFactory = (object: K8sObject) => Validatable;
 
 const models: Record<string, ModelFactory> = {
-  'apps/v1/Deployment': (o) => new Deployment(o as never),
-  'v1/ConfigMap': (o) => new ConfigMap(o as never),
-  'v1/Service': (o) => new Service(o as never),
-  'v1/ServiceAccount': (o) => new ServiceAccount(o as never),
-  'networking.k8s.io/v1/NetworkPolicy': (o) => new NetworkPolicy(o as never),
-  'policy/v1/PodDisruptionBudget': (o) => new PodDisruptionBudget(o as never),
-  'autoscaling/v2/HorizontalPodAutoscaler': (o) => new HorizontalPodAutoscaler(o as never),
+  'apps/v1/Deployment': (o) => new Deployment(o),
+  'v1/ConfigMap': (o) => new ConfigMap(o),
+  'v1/Service': (o) => new Service(o),
+  'v1/ServiceAccount': (o) => new ServiceAccount(o),
+  'networking.k8s.io/v1/NetworkPolicy': (o) => new NetworkPolicy(o),
+  'policy/v1/PodDisruptionBudget': (o) => new PodDisruptionBudget(o),
+  'autoscaling/v2/HorizontalPodAutoscaler': (o) => new HorizontalPodAutoscaler(o),
 };
 
 /**

@@ -210,6 +210,88 @@ export interface EgressConfig {
            */
           endpoints: string[];
           /**
+           * How the sidecar connects to `https` endpoints: which CA to trust, the client certificate for mTLS, the SNI name. Without it, https endpoints are verified against Node's default CAs.
+           */
+          tls?: {
+            /**
+             * Path to a PEM CA bundle that upstream certificates must chain to (instead of the default CAs).
+             */
+            ca?: string;
+            /**
+             * Path to the PEM client certificate presented to upstreams that require one (mTLS); needs `key`.
+             */
+            cert?: string;
+            /**
+             * Path to the PEM private key of `cert`.
+             */
+            key?: string;
+            /**
+             * Name sent as SNI and checked against the upstream certificate (for endpoints given as IP addresses, or DNS names that differ from the certificate's).
+             */
+            serverName?: string;
+          };
+          /**
+           * Calls to the service carry `Authorization: Bearer <token>` from an OAuth2 client-credentials grant. The token is fetched once for all concurrent calls, cached, refreshed `refreshBeforeMs` before it expires, and fetched again once when the upstream answers 401.
+           */
+          oauth2?: {
+            /**
+             * URL of the authorization server's token endpoint.
+             */
+            tokenUrl: string;
+            /**
+             * OAuth2 client id.
+             */
+            clientId: string;
+            /**
+             * OAuth2 client secret (use `${VAR}` to take it from the environment).
+             */
+            clientSecret: string;
+            /**
+             * Space-separated scopes to ask for.
+             */
+            scope?: string;
+            /**
+             * `audience` parameter, for servers that want one.
+             */
+            audience?: string;
+            /**
+             * `client_secret_basic` (HTTP Basic) or `client_secret_post` (credentials in the form body).
+             */
+            authMethod: 'client_secret_basic' | 'client_secret_post';
+            /**
+             * A token is renewed when it has less than this left to live.
+             */
+            refreshBeforeMs: number;
+          };
+          /**
+           * Endpoints from a DNS name (A/AAAA records, as a Kubernetes headless Service gives them), re-resolved periodically; endpoints are added and removed without cutting requests in flight. Used instead of `endpoints` when set. A failed lookup keeps the last known endpoints.
+           */
+          dns?: EgressDnsConfig;
+          /**
+           * Endpoint groups by name (`stable`, `canary`) that share the service's calls by weight: each call goes to a group drawn at random in proportion to the weights (with `consistent_hash`, drawn from the `hashHeader` value, so a key stays in its group), then to an endpoint of that group by `loadBalancer`. Each group has its own endpoints (static or DNS), balancer and outlier detection. A group with weight 0 gets no calls (drain); a group without an eligible endpoint is skipped and its share goes to the others. A retry prefers an endpoint not tried yet, in the group of the previous attempt first, then in the other groups. When set, the service's own `endpoints` and `dns` must not be set.
+           */
+          split?: {
+            /**
+             * One group of the split: its weight and its endpoints.
+             */
+            [k: string]:
+              | {
+                  /**
+                   * Relative share of calls: the group's weight divided by the sum of the weights (`90` and `10` give 90% and 10%). `0` sends the group nothing.
+                   */
+                  weight: number;
+                  /**
+                   * Base URLs of the group's instances.
+                   */
+                  endpoints: string[];
+                  /**
+                   * The group's endpoints from a DNS name, as the service's `dns`. Used instead of `endpoints` when set.
+                   */
+                  dns?: EgressDnsConfig;
+                }
+              | undefined;
+          };
+          /**
            * How an endpoint is picked: `round_robin`, `least_request` (the less busy of two random endpoints) or `consistent_hash` (on `hashHeader`; requests without the header are spread round robin).
            */
           loadBalancer: 'round_robin' | 'least_request' | 'consistent_hash';
@@ -261,6 +343,52 @@ export interface EgressConfig {
              * Retries always allowed by the budget, whatever the traffic (so a quiet service can still retry).
              */
             minRetriesPerSecond: number;
+          };
+          /**
+           * Per service. Over a limit, or while the circuit is open, calls are answered 503 with `x-mesh-error: circuit-open` without contacting the upstream.
+           */
+          circuitBreaker: {
+            /**
+             * Connections the sidecar opens to one endpoint at most; further requests wait for one.
+             */
+            maxConnections: number;
+            /**
+             * Requests waiting for a connection (all endpoints together) at most; beyond, calls are refused.
+             */
+            maxPendingRequests: number;
+            /**
+             * Calls to the service in flight at most; beyond, calls are refused.
+             */
+            maxRequests: number;
+            /**
+             * Consecutive failed calls (5xx, connect failure, reset or timeout, after retries) that open the circuit. `0` never opens it.
+             */
+            consecutiveFailures: number;
+            /**
+             * How long the circuit stays open; then one probe call goes through (half-open): success closes the circuit, failure opens it again.
+             */
+            openMs: number;
+          };
+          /**
+           * Per endpoint: an endpoint that fails repeatedly is taken out of load balancing for a while.
+           */
+          outlierDetection: {
+            /**
+             * Consecutive 5xx answers or connect failures of one endpoint that eject it. `0` turns outlier detection off.
+             */
+            consecutiveFailures: number;
+            /**
+             * An endpoint stays out this long times the number of times it has been ejected (so repeat offenders stay out longer).
+             */
+            baseEjectionMs: number;
+            /**
+             * Cap of the ejection time.
+             */
+            maxEjectionMs: number;
+            /**
+             * At most this share of the endpoints is ejected at once (rounded down: with 50% and 1 endpoint, none is). When every endpoint is ejected (100%), calls get 503 `no-healthy-upstream`.
+             */
+            maxEjectedPercent: number;
           };
         }
       | undefined;
@@ -447,4 +575,28 @@ export interface TlsConfig {
    * Path to a PEM CA bundle. When set, clients must present a certificate signed by it (mTLS).
    */
   clientCa?: string;
+}
+/**
+ * A DNS name whose A/AAAA records are the endpoints, re-resolved every `intervalMs`.
+ *
+ * This interface was referenced by `MeshConfig`'s JSON-Schema
+ * via the `definition` "EgressDns".
+ */
+export interface EgressDnsConfig {
+  /**
+   * Name to resolve, e.g. `orders.shop.svc.cluster.local`.
+   */
+  name: string;
+  /**
+   * Port of every resolved endpoint.
+   */
+  port: number;
+  /**
+   * `http` or `https` for the resolved endpoints.
+   */
+  scheme: 'http' | 'https';
+  /**
+   * How often the name is resolved again.
+   */
+  intervalMs: number;
 }

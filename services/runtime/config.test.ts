@@ -65,6 +65,10 @@ describe('config', () => {
           port: 15006,
           target: 'http://127.0.0.1:8080',
           timeoutMs: 30000,
+          openapiStrict: false,
+          validateResponses: false,
+          maxBodyBytes: 1048576,
+          rateLimits: [],
         },
         egress: {
           enabled: true,

@@ -84,7 +84,13 @@ export class Sidecar {
     const upstreamUrl = zeroConfigUpstream(options.env);
     if (egressWanted(config.egress, upstreamUrl)) {
       this.components.push(
-        new EgressComponent({ config: config.egress, upstreamUrl, metrics, logger, tracer: telemetry.tracer }),
+        new EgressComponent({
+          config: config.egress,
+          upstreamUrl,
+          metrics,
+          logger,
+          tracer: telemetry.tracer,
+        }),
       );
     }
     if (config.bridge.enabled) {
