@@ -10,6 +10,8 @@ import {
 } from '../services/runtime/errors.js';
 import { annotateResponse, ensureRequestId } from '../services/runtime/http.js';
 import type { MeshMetrics } from '../services/runtime/metrics.js';
+import { createPullConsumerRouter } from './consumer/pull/router.js';
+import type { PullConsumerRegistry } from './consumer/pull/registry.js';
 import type { TopicMetadata } from './kafka/metadata.js';
 import type { BridgeOpenApi } from './openapi.js';
 import type { IdempotencyStore } from './producer/idempotency.js';
@@ -35,6 +37,8 @@ export interface BridgeApiDeps {
   readonly logger: Logger;
   /** Keeps `?async=true` sends alive through drain. */
   readonly trackBackground: (work: Promise<unknown>) => void;
+  /** Pull consumer instances (`/consumers/...`); without it those routes are 404. */
+  readonly consumers?: PullConsumerRegistry;
 }
 
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
@@ -275,6 +279,18 @@ export function createBridgeApp(deps: BridgeApiDeps): express.Express {
     if (!created) throw new MeshError('MESH_TOPIC_EXISTS', `topic ${topic_name} already exists`);
     res.status(201).end();
   });
+
+  if (deps.consumers) {
+    app.use(
+      createPullConsumerRouter({
+        registry: deps.consumers,
+        openapi,
+        tracer,
+        metrics,
+        maxBodyBytes: limits.maxBodyBytes,
+      }),
+    );
+  }
 
   app.use((req: Request, res: Response) => {
     const error = new MeshError('MESH_NOT_FOUND', `no bridge endpoint ${req.method} ${req.path}`);

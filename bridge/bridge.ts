@@ -6,6 +6,7 @@ import { HttpListener } from '../services/runtime/http.js';
 import type { Logger } from '../services/runtime/logging.js';
 import type { MeshMetrics } from '../services/runtime/metrics.js';
 import { createBridgeApp } from './api.js';
+import { PullConsumerRegistry } from './consumer/pull/registry.js';
 import { createKafkaClient } from './kafka/client.js';
 import { TopicMetadata } from './kafka/metadata.js';
 import { BridgeOpenApi } from './openapi.js';
@@ -38,6 +39,7 @@ export class BridgeComponent implements Component {
   private readonly producer: Producer;
   private readonly admin: Admin;
   private readonly produce: ProduceService;
+  private readonly consumers: PullConsumerRegistry;
   private readonly background = new Set<Promise<unknown>>();
   private connected = false;
   private lastConnectError: string | undefined;
@@ -57,6 +59,13 @@ export class BridgeComponent implements Component {
     });
     this.admin = client.admin();
     const metadata = new TopicMetadata(this.admin, bridge.metadataMaxAgeMs);
+    this.consumers = new PullConsumerRegistry({
+      kafka: client,
+      admin: this.admin,
+      logger: logger.child({ component: 'pull-consumers' }),
+      idleTimeoutMs: bridge.consumerIdleTimeoutMs,
+      maxConsumers: bridge.maxConsumers,
+    });
     this.produce = new ProduceService({
       producer: this.producer,
       metadata,
@@ -83,6 +92,7 @@ export class BridgeComponent implements Component {
         this.background.add(work);
         void work.finally(() => this.background.delete(work));
       },
+      consumers: this.consumers,
     });
     this.listener = new HttpListener({
       name: 'bridge',
@@ -120,7 +130,11 @@ export class BridgeComponent implements Component {
 
   drain(): Promise<void> {
     this.drainPromise ??= (async () => {
+      // Waiting polls answer what they have, so the listener's in-flight requests end promptly.
+      this.consumers.beginDrain();
       await this.listener.drain();
+      // Pull consumers close before the admin client they commit through disconnects.
+      await this.consumers.closeAll();
       await Promise.allSettled([...this.background]);
       await this.produce.flush();
       await this.disconnect();
@@ -130,6 +144,7 @@ export class BridgeComponent implements Component {
 
   async stop(): Promise<void> {
     await this.listener.stop();
+    await this.consumers.closeAll();
     await this.disconnect();
   }
 

@@ -4,7 +4,18 @@ import { parse } from 'yaml';
 import type { FieldError } from '../services/runtime/errors.js';
 import { readSchemaText } from '../services/runtime/package-files.js';
 
-export type BridgeSchemaName = 'ProducerRecordList' | 'PartitionRecordList' | 'NewTopic';
+const SCHEMA_NAMES = [
+  'ProducerRecordList',
+  'PartitionRecordList',
+  'NewTopic',
+  // Pull consumers.
+  'Consumer',
+  'Topics',
+  'Partitions',
+  'OffsetCommitSeekList',
+] as const;
+
+export type BridgeSchemaName = (typeof SCHEMA_NAMES)[number];
 
 /**
  * The bridge's own OpenAPI document (schemas/bridge.openapi.yaml): served at GET /openapi and
@@ -23,7 +34,7 @@ export class BridgeOpenApi {
     ) as Record<string, unknown>;
     const ajv = new Ajv2020({ allErrors: true, strict: false });
     ajv.addSchema({ $id: 'urn:mesh-sidecar:bridge', $defs: defs });
-    for (const name of ['ProducerRecordList', 'PartitionRecordList', 'NewTopic'] as const) {
+    for (const name of SCHEMA_NAMES) {
       this.validators.set(name, ajv.compile({ $ref: `urn:mesh-sidecar:bridge#/$defs/${name}` }));
     }
   }

@@ -132,6 +132,9 @@ mesh-sidecar is running. Try:
   curl -s ${started.ingress}/hello               # through the ingress proxy to the demo backend
   curl -s -X POST ${started.ingress}/echo -H 'content-type: application/json' -d '{"hi":1}'
   curl -s -i ${started.ingress}/slow?ms=200      # x-request-id and timing through the proxy
+  curl -s -X POST ${started.bridge}/topics/demo-events -H 'content-type: application/vnd.kafka.json.v2+json' \\
+       -d '{"records":[{"key":"order-1","value":{"id":1,"total":9.5}}]}'   # produce: answers partition and offset
+  curl -s ${started.bridge}/topics/demo-events/partitions/0/offsets          # the record is there
   curl -s ${started.admin}/metrics | grep mesh_  # RED metrics
   curl -s ${started.admin}/config                # effective config, secrets redacted
 

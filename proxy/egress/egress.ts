@@ -5,7 +5,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Component, Readiness } from '../../services/runtime/component.js';
@@ -45,6 +44,20 @@ export interface EgressOptions {
 /** Whether the egress listener has anything to do (see the schema's `egress` description). */
 export function egressWanted(config: EgressSection, upstreamUrl: string | undefined): boolean {
   return config.enabled && (Object.keys(config.services).length > 0 || upstreamUrl !== undefined);
+}
+
+/**
+ * Streams the upstream body to the app, as `pipeline()` would but without its per-call
+ * AbortController and DOMException (a measurable share of a small request's cost on Node 20): an
+ * upstream error cuts the response, a response closed early destroys the body (undici then aborts
+ * the upstream request).
+ */
+function relay(body: Readable, res: ServerResponse): void {
+  body.once('error', () => res.destroy());
+  res.once('close', () => {
+    if (!body.destroyed) body.destroy();
+  });
+  body.pipe(res);
 }
 
 /** Client-gone reason for the call's signal, so the chain stops without answering anyone. */
@@ -176,11 +189,11 @@ export class EgressComponent implements Component {
     }
     const service = this.services.get(target.service)!;
 
+    // Stays attached until the response closes: the app leaving mid-body aborts the call too.
     const gone = new AbortController();
-    const onGone = () => {
+    res.once('close', () => {
       if (!res.writableFinished) gone.abort(new ClientGone('the app closed the connection'));
-    };
-    res.once('close', onGone);
+    });
 
     const headers = withoutHopByHop(req.headers) as Record<string, string | string[]>;
     addForwardingHeaders(headers, {
@@ -210,7 +223,7 @@ export class EgressComponent implements Component {
         tried: new Set(),
       });
       res.writeHead(answer.statusCode, withoutHopByHop(answer.headers));
-      await pipeline(answer.body, res);
+      relay(answer.body, res);
     } catch (err) {
       if (gone.signal.aborted) return;
       if (res.headersSent) {
@@ -222,8 +235,6 @@ export class EgressComponent implements Component {
         logger.warn({ requestId, service: service.name, err: (err as Error).message }, 'egress call failed');
       }
       sendProblem(res, failure, req.url);
-    } finally {
-      res.off('close', onGone);
     }
   }
 

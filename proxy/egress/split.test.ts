@@ -41,22 +41,18 @@ describe('egress weighted traffic split', () => {
 
     it('gives each group a range of the draw proportional to its weight, in order', () => {
       const groups = [stable, off, canary];
-      assert.equal(
-        chooseWeighted(groups, () => 0),
-        stable,
-      );
-      assert.equal(
-        chooseWeighted(groups, () => 0.8999),
-        stable,
-      );
-      assert.equal(
-        chooseWeighted(groups, () => 0.9),
-        canary,
-      );
-      assert.equal(
-        chooseWeighted(groups, () => 0.999_999_9),
-        canary,
-      );
+      const expected: [number, typeof stable][] = [
+        [0, stable],
+        [0.8999, stable],
+        [0.9, canary],
+        [0.999_999_9, canary],
+      ];
+      for (const [draw, group] of expected)
+        assert.equal(
+          chooseWeighted(groups, () => draw),
+          group,
+          `${draw}`,
+        );
     });
 
     it('never picks a group with weight 0, nor one that is not accepted', () => {

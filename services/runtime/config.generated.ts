@@ -10,6 +10,94 @@ export interface MeshConfig {
   egress: EgressConfig;
   kafka: KafkaConfig;
   bridge: BridgeConfig;
+  /**
+   * Kafka consumer groups whose records the sidecar POSTs to the app (`ingress.target` + `path`) as CloudEvents, at least once, in order, with retries and dead letters.
+   */
+  subscriptions: {
+    /**
+     * Unique name of the subscription, used in logs and the `subscription` metric label.
+     */
+    name: string;
+    /**
+     * Topics to consume. Exactly one of `topics` and `topicPattern` is required.
+     *
+     * @minItems 1
+     */
+    topics?: string[];
+    /**
+     * A regular expression; every existing topic whose whole name matches is consumed (checked when the consumer joins). Exactly one of `topics` and `topicPattern` is required.
+     */
+    topicPattern?: string;
+    /**
+     * Kafka consumer group id. Sidecars with the same group share the partitions.
+     */
+    group: string;
+    /**
+     * Path on the app (`ingress.target`) the events are POSTed to.
+     */
+    path: string;
+    /**
+     * `single`: one record per request (`application/cloudevents+json`); `batch`: up to `maxBatch` records of one partition per request (`application/cloudevents-batch+json`).
+     */
+    mode: 'single' | 'batch';
+    /**
+     * Batch mode: the most records in one request.
+     */
+    maxBatch: number;
+    /**
+     * Batch mode: how long the broker may hold a fetch to fill a batch before the records it has are delivered.
+     */
+    maxBatchWaitMs: number;
+    /**
+     * `partition`: one record (or batch) in flight per partition; `key`: records with different keys of one partition in parallel, in order per key.
+     */
+    ordering: 'partition' | 'key';
+    /**
+     * The most requests this subscription has in flight to the app at once, over all its partitions.
+     */
+    maxConcurrency: number;
+    /**
+     * How long one delivery attempt may take until the app's answer is read; a timeout is retried.
+     */
+    timeoutMs: number;
+    /**
+     * Retries of 408, 429, 5xx, `RETRY` answers, timeouts and connection errors, with full-jitter exponential backoff.
+     */
+    retry: {
+      /**
+       * Attempts per record, the first included; after the last one `onPoison` decides.
+       */
+      maxAttempts: number;
+      /**
+       * Cap of the first backoff; each retry doubles it, up to `maxBackoffMs`. The wait is random between 0 and the cap (full jitter).
+       */
+      initialBackoffMs: number;
+      /**
+       * Largest backoff cap; also the longest pause before a partition whose app is down, or which is blocked on a poison record, is tried again.
+       */
+      maxBackoffMs: number;
+    };
+    /**
+     * Topic that poison records (and records whose retries ran out) are written to, with the original key, value and headers plus `mesh.*` headers.
+     */
+    deadLetterTopic?: string;
+    /**
+     * What happens to a record that is poison or ran out of attempts: `deadLetter` (write it to `deadLetterTopic`), `drop` (skip it), `block` (stop the partition at it and try it again after `retry.maxBackoffMs`). Absent: `deadLetter` when a dead-letter topic is set, else `block`.
+     */
+    onPoison?: 'deadLetter' | 'drop' | 'block';
+    /**
+     * Where a group without a committed offset starts: `latest` (new records only) or `earliest` (the whole topic).
+     */
+    autoOffsetReset: 'latest' | 'earliest';
+    /**
+     * Final offsets are committed at least this often; always on rebalance and shutdown.
+     */
+    commitIntervalMs: number;
+    /**
+     * Final offsets are also committed once this many records became final since the last commit.
+     */
+    commitRecords: number;
+  }[];
   shutdown: ShutdownConfig;
   log: LogConfig;
   telemetry: TelemetryConfig;
@@ -524,6 +612,14 @@ export interface BridgeConfig {
         }
       | undefined;
   };
+  /**
+   * A pull consumer instance (`POST /consumers/{group}`) that gets no request for this long is closed and removed (like the Strimzi bridge's `http.timeoutSeconds`); later requests for it are answered 404 (40403).
+   */
+  consumerIdleTimeoutMs: number;
+  /**
+   * Most pull consumer instances this sidecar keeps at once, over all groups; creating one more is answered 429 (42901).
+   */
+  maxConsumers: number;
 }
 /**
  * What happens on SIGTERM: the sidecar reports not-ready at once, keeps serving for `drainDelayMs`, then drains and stops.

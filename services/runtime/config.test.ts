@@ -53,6 +53,9 @@ async function asyncProblemLines(action: () => Promise<unknown>): Promise<string
 
 const properties = (schema: unknown): Record<string, JsonSchema> =>
   (schema as { properties: Record<string, JsonSchema> }).properties;
+/** The schema whose properties a section has: the section itself, or one entry of an array section. */
+const sectionEntrySchema = (schema: JsonSchema): JsonSchema =>
+  schema.type === 'array' ? (schema.items as JsonSchema) : schema;
 
 describe('config', () => {
   describe('validateConfig', () => {
@@ -93,7 +96,10 @@ describe('config', () => {
           idempotency: { windowMs: 600000, maxEntries: 10000 },
           producer: { compression: 'none', maxBatchRecords: 1000, maxBatchBytes: 1048576, retries: 5 },
           topics: {},
+          consumerIdleTimeoutMs: 300000,
+          maxConsumers: 100,
         },
+        subscriptions: [],
         shutdown: { drainDelayMs: 5000, timeoutMs: 20000 },
         log: { level: 'info' },
         telemetry: { serviceName: 'mesh-sidecar' },
@@ -580,7 +586,29 @@ describe('config', () => {
         idempotency: true,
         producer: true,
         topics: true,
+        consumerIdleTimeoutMs: true,
+        maxConsumers: true,
       } satisfies Record<keyof BridgeConfig, true>,
+      // An array section: the keys are those of one entry.
+      subscriptions: {
+        name: true,
+        topics: true,
+        topicPattern: true,
+        group: true,
+        path: true,
+        mode: true,
+        maxBatch: true,
+        maxBatchWaitMs: true,
+        ordering: true,
+        maxConcurrency: true,
+        timeoutMs: true,
+        retry: true,
+        deadLetterTopic: true,
+        onPoison: true,
+        autoOffsetReset: true,
+        commitIntervalMs: true,
+        commitRecords: true,
+      } satisfies Record<keyof MeshConfig['subscriptions'][number], true>,
       shutdown: { drainDelayMs: true, timeoutMs: true } satisfies Record<keyof ShutdownConfig, true>,
       log: { level: true } satisfies Record<keyof LogConfig, true>,
       telemetry: { serviceName: true } satisfies Record<keyof TelemetryConfig, true>,
@@ -593,9 +621,14 @@ describe('config', () => {
       assert.deepEqual(Object.keys(sections), Object.keys(typeKeys));
       assert.deepEqual(Object.keys(config), Object.keys(typeKeys));
       for (const [name, keys] of Object.entries(typeKeys)) {
-        const schemaKeys = Object.keys(properties(sections[name]));
+        const section = sectionEntrySchema(sections[name]);
+        const schemaKeys = Object.keys(properties(section));
         assert.deepEqual(schemaKeys, Object.keys(keys), name);
-        const defaulted = schemaKeys.filter((key) => 'default' in properties(sections[name])[key]);
+        if (sections[name].type === 'array') {
+          assert.deepEqual(config[name], [], `default of ${name}`);
+          continue;
+        }
+        const defaulted = schemaKeys.filter((key) => 'default' in properties(section)[key]);
         assert.deepEqual(Object.keys(config[name]), defaulted, `defaults of ${name}`);
       }
       const tls = (configSchema.definitions as Record<string, JsonSchema>).Tls;
@@ -644,7 +677,7 @@ describe('config', () => {
       const docs = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
       const missing: string[] = [];
       for (const [section, schema] of Object.entries(properties(configSchema))) {
-        for (const key of Object.keys(properties(schema))) {
+        for (const key of Object.keys(properties(sectionEntrySchema(schema)))) {
           if (!docs.includes(`\`${section}.${key}\``)) missing.push(`${section}.${key}`);
         }
       }

@@ -44,6 +44,12 @@ export const ERRORS = {
     canRetry: false,
   },
   MESH_TOPIC_EXISTS: { status: 409, title: 'Topic already exists', bridgeCode: 40903, canRetry: false },
+  MESH_CONSUMER_NOT_SUBSCRIBED: {
+    status: 409,
+    title: 'Consumer instance neither subscribed nor assigned',
+    bridgeCode: 40904,
+    canRetry: false,
+  },
   MESH_PAYLOAD_TOO_LARGE: { status: 413, title: 'Body too large', bridgeCode: 41301, canRetry: false },
   MESH_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,

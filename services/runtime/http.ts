@@ -85,6 +85,10 @@ export class HttpListener {
   private drainPromise: Promise<void> | undefined;
   private idleWaiters: (() => void)[] = [];
   private boundAddress: AddressInfo | undefined;
+  private readonly series = new Map<
+    string,
+    { requests: { inc(): void }; duration: { observe(value: number): void } }
+  >();
 
   constructor(options: HttpListenerOptions) {
     this.name = options.name;
@@ -210,27 +214,46 @@ export class HttpListener {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const notes = (res as Annotated)[notesKey] ?? {};
     const status = res.writableFinished ? res.statusCode : 0;
-    const labels = {
-      listener: this.name,
-      method: req.method ?? 'UNKNOWN',
-      route: notes.route ?? 'other',
-      status: String(status),
-    };
-    this.options.metrics.httpServerRequests.inc(labels);
-    this.options.metrics.httpServerDuration.observe(labels, seconds);
-    const line = {
-      listener: this.name,
-      requestId: req.headers[REQUEST_ID_HEADER],
-      traceId: notes.traceId,
-      method: req.method,
-      url: req.url,
-      route: labels.route,
-      status,
-      durationMs: Math.round(seconds * 1e6) / 1e3,
-      remote,
-      aborted: !res.writableFinished,
-    };
-    if (this.options.accessLogLevel === 'debug') this.options.logger.debug(line, 'access');
-    else this.options.logger.info(line, 'access');
+    const method = req.method ?? 'UNKNOWN';
+    const route = notes.route ?? 'other';
+    const series = this.seriesFor(method, route, status);
+    series.requests.inc();
+    series.duration.observe(seconds);
+    const level = this.options.accessLogLevel ?? 'info';
+    // Built only when written: on the hot path at level warn this costs one comparison.
+    if (!this.options.logger.isLevelEnabled(level)) return;
+    this.options.logger[level](
+      {
+        listener: this.name,
+        requestId: req.headers[REQUEST_ID_HEADER],
+        traceId: notes.traceId,
+        method: req.method,
+        url: req.url,
+        route,
+        status,
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+        remote,
+        aborted: !res.writableFinished,
+      },
+      'access',
+    );
+  }
+
+  /**
+   * The counter and histogram children of one (method, route, status), looked up once: prom-client
+   * otherwise hashes the four labels on every observation. Bounded, since routes are templates.
+   */
+  private seriesFor(method: string, route: string, status: number) {
+    const key = `${method} ${route} ${status}`;
+    let series = this.series.get(key);
+    if (!series) {
+      const labels = { listener: this.name, method, route, status: String(status) };
+      series = {
+        requests: this.options.metrics.httpServerRequests.labels(labels),
+        duration: this.options.metrics.httpServerDuration.labels(labels),
+      };
+      this.series.set(key, series);
+    }
+    return series;
   }
 }

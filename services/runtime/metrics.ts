@@ -15,12 +15,20 @@ export interface MeshMetrics {
   readonly bridgeProducedRecords: Counter<'topic' | 'result'>;
   readonly bridgeProducedBytes: Counter<'topic'>;
   readonly bridgeProduceDuration: Histogram<'topic'>;
+  /** Records handed out by pull consumer polls (`GET /consumers/.../records`), by group. */
+  readonly bridgeConsumedRecords: Counter<'group'>;
   /** Egress: attempts sent to upstreams; `result` is the status class (`2xx`...) or `connect-failure|reset|timeout`. */
   readonly upstreamRequests: Counter<'service' | 'result'>;
   readonly upstreamRetries: Counter<'service'>;
   readonly upstreamRetryBudgetExhausted: Counter<'service'>;
   readonly circuitBreakerOpen: Gauge<'service'>;
   readonly outlierEjections: Counter<'service'>;
+  /** Push subscriptions: final outcomes and retries, `result` = success|retry|dead_letter|dropped. */
+  readonly subscriptionDeliveries: Counter<'subscription' | 'result'>;
+  readonly subscriptionDeliveryDuration: Histogram<'subscription'>;
+  readonly subscriptionDeadLetters: Counter<'subscription' | 'topic'>;
+  readonly subscriptionPausedPartitions: Gauge<'subscription'>;
+  readonly consumerLag: Gauge<'group' | 'topic' | 'partition'>;
 }
 
 export function createMetrics(registry: Registry = new Registry()): MeshMetrics {
@@ -58,6 +66,12 @@ export function createMetrics(registry: Registry = new Registry()): MeshMetrics 
       help: 'Time from a produce request being accepted to all its records being acknowledged or failed, by topic.',
       labelNames: ['topic'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    bridgeConsumedRecords: new Counter({
+      name: 'mesh_bridge_consumed_records_total',
+      help: 'Records handed out to pull consumer polls, by consumer group.',
+      labelNames: ['group'],
       registers: [registry],
     }),
     ingressRejections: new Counter({
@@ -106,6 +120,37 @@ export function createMetrics(registry: Registry = new Registry()): MeshMetrics 
       name: 'mesh_outlier_ejections_total',
       help: 'Egress endpoints ejected by outlier detection, by service.',
       labelNames: ['service'],
+      registers: [registry],
+    }),
+    subscriptionDeliveries: new Counter({
+      name: 'mesh_subscription_deliveries_total',
+      help: 'Push subscription records by result: success, retry (an attempt to be repeated), dead_letter, dropped.',
+      labelNames: ['subscription', 'result'],
+      registers: [registry],
+    }),
+    subscriptionDeliveryDuration: new Histogram({
+      name: 'mesh_subscription_delivery_duration_seconds',
+      help: 'Duration of one push delivery attempt (request to the app until its answer is read), by subscription.',
+      labelNames: ['subscription'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    subscriptionDeadLetters: new Counter({
+      name: 'mesh_subscription_dead_letters_total',
+      help: 'Records written to a dead-letter topic, by subscription and source topic.',
+      labelNames: ['subscription', 'topic'],
+      registers: [registry],
+    }),
+    subscriptionPausedPartitions: new Gauge({
+      name: 'mesh_subscription_paused_partitions',
+      help: 'Partitions a push subscription has paused (app down or blocked on a poison record).',
+      labelNames: ['subscription'],
+      registers: [registry],
+    }),
+    consumerLag: new Gauge({
+      name: 'mesh_consumer_lag',
+      help: 'Records of a partition after the committed offset of a consumer group (end offset minus committed offset).',
+      labelNames: ['group', 'topic', 'partition'],
       registers: [registry],
     }),
   };

@@ -8,6 +8,7 @@ import type { Telemetry } from '../runtime/telemetry.js';
 import { IngressComponent } from '../../proxy/ingress/ingress.js';
 import { EgressComponent, egressWanted } from '../../proxy/egress/egress.js';
 import { BridgeComponent } from '../../bridge/bridge.js';
+import { SubscriptionsComponent } from '../../bridge/consumer/push/component.js';
 import { packageVersion } from '../runtime/package-files.js';
 import { AdminComponent, type ReadinessCheck } from './admin.js';
 
@@ -100,6 +101,20 @@ export class Sidecar {
           kafka: config.kafka,
           baseDir: options.configFile ? dirname(resolve(options.configFile)) : process.cwd(),
           version: packageVersion(),
+          metrics,
+          logger,
+          tracer: telemetry.tracer,
+        }),
+      );
+    }
+    // After the bridge: drained once the listeners stopped, so in-flight deliveries finish and
+    // their offsets are committed before the consumers leave their groups.
+    if (config.subscriptions.length > 0) {
+      this.components.push(
+        new SubscriptionsComponent({
+          subscriptions: config.subscriptions,
+          kafka: config.kafka,
+          target: config.ingress.target,
           metrics,
           logger,
           tracer: telemetry.tracer,

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import type { KafkaMessage } from 'kafkajs';
+import { toCloudEvent } from './cloudevents.js';
+import { deadLetterMessage } from './dead-letter.js';
+
+function message(fields: Partial<KafkaMessage>): KafkaMessage {
+  return {
+    key: null,
+    value: null,
+    timestamp: '1700000000000',
+    attributes: 0,
+    offset: '42',
+    headers: {},
+    ...fields,
+  } as KafkaMessage;
+}
+
+describe('push CloudEvents', () => {
+  it('builds a structured event with the Kafka extensions', () => {
+    const event = toCloudEvent(
+      { topic: 'orders', partition: 3, message: message({ key: Buffer.from('k1'), value: Buffer.from('{"a":1}') }) },
+      { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+    );
+    assert.deepEqual(event, {
+      specversion: '1.0',
+      id: 'orders-3-42',
+      source: '/kafka/orders',
+      type: 'dev.mesh-sidecar.kafka.record',
+      time: '2023-11-14T22:13:20.000Z',
+      datacontenttype: 'application/json',
+      data: { a: 1 },
+      partitionkey: 'k1',
+      kafkatopic: 'orders',
+      kafkapartition: 3,
+      kafkaoffset: '42',
+      traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    });
+  });
+
+  it('uses text for UTF-8 that is not JSON and data_base64 for binary', () => {
+    const text = toCloudEvent({ topic: 't', partition: 0, message: message({ value: Buffer.from('hello') }) });
+    assert.equal(text.data, 'hello');
+    assert.equal(text.datacontenttype, 'text/plain');
+    const binary = toCloudEvent({ topic: 't', partition: 0, message: message({ value: Buffer.from([0xff, 0xfe, 0x00]) }) });
+    assert.equal(binary.data, undefined);
+    assert.equal(binary.data_base64, '//4A');
+    assert.equal(binary.datacontenttype, 'application/octet-stream');
+    const tombstone = toCloudEvent({ topic: 't', partition: 0, message: message({}) });
+    assert.ok(!('data' in tombstone) && !('data_base64' in tombstone) && !('partitionkey' in tombstone));
+  });
+
+  it('keeps a content-type header and does not parse non-JSON types', () => {
+    const event = toCloudEvent({
+      topic: 't',
+      partition: 0,
+      message: message({ value: Buffer.from('{"x":1}'), headers: { 'content-type': Buffer.from('text/csv') } }),
+    });
+    assert.equal(event.datacontenttype, 'text/csv');
+    assert.equal(event.data, '{"x":1}');
+  });
+
+  it('dead-letter records keep key, value and headers and add mesh.* headers', () => {
+    const original = message({
+      key: Buffer.from('k'),
+      value: Buffer.from('v'),
+      headers: { traceparent: Buffer.from('tp'), 'mesh.attempts': Buffer.from('stale') },
+    });
+    const dead = deadLetterMessage(
+      { topic: 'orders', partition: 2, message: original },
+      { reason: 'poison', status: 400, attempts: 1 },
+    );
+    assert.deepEqual(dead.key, Buffer.from('k'));
+    assert.deepEqual(dead.value, Buffer.from('v'));
+    assert.deepEqual(dead.headers, {
+      traceparent: Buffer.from('tp'),
+      'mesh.dlq.reason': 'poison',
+      'mesh.dlq.status': '400',
+      'mesh.original.topic': 'orders',
+      'mesh.original.partition': '2',
+      'mesh.original.offset': '42',
+      'mesh.attempts': '1',
+    });
+  });
+});
