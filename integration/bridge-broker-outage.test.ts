@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
@@ -11,18 +10,9 @@ import { validateConfig } from '../services/runtime/config.js';
 import { createMetrics } from '../services/runtime/metrics.js';
 import { startTelemetry } from '../services/runtime/telemetry.js';
 import { startLocalKafka, type LocalKafka } from '../scripts/kafka/local-kafka.js';
+import { freePort } from '../scripts/lib/ports.js';
 import { uniqueName } from './helpers/kafka.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 type Offsets = { offsets: { partition?: number; offset?: number; error_code?: number; message?: string }[] };
 

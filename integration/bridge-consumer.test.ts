@@ -11,7 +11,7 @@ import {
   JSON_TYPE,
   TEXT_TYPE,
   type PolledRecord,
-} from './bridge-consumer-client.js';
+} from './helpers/bridge-consumer-client.js';
 import { getKafkaBootstrap, KafkaTestContext, uniqueName } from './helpers/kafka.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
@@ -89,7 +89,7 @@ describe('bridge pull consumers (real broker)', function () {
   async function committed(group: string, topic: string): Promise<Record<number, number>> {
     const admin = await kafka.admin();
     const [entry] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-    return Object.fromEntries(entry!.partitions.map((p) => [p.partition, Number(p.offset)]));
+    return Object.fromEntries(entry.partitions.map((p) => [p.partition, Number(p.offset)]));
   }
 
   it('creates, subscribes, polls, commits and deletes an instance', async () => {
@@ -185,12 +185,12 @@ describe('bridge pull consumers (real broker)', function () {
     };
 
     const binary = await read('binary', BINARY_TYPE);
-    assert.equal(binary[0]!.value, b64(JSON.stringify({ items: ['x', 2, null] })));
-    assert.equal(binary[1]!.key, b64('\u0000bin'));
-    assert.equal(binary[1]!.value, b64('\u0001\u0002payload'));
-    assert.equal(binary[3]!.value, null);
-    assert.equal(binary[3]!.key, null);
-    const headers = binary[0]!.headers!;
+    assert.equal(binary[0].value, b64(JSON.stringify({ items: ['x', 2, null] })));
+    assert.equal(binary[1].key, b64('\u0000bin'));
+    assert.equal(binary[1].value, b64('\u0001\u0002payload'));
+    assert.equal(binary[3].value, null);
+    assert.equal(binary[3].key, null);
+    const headers = binary[0].headers!;
     assert.deepEqual(
       headers.find((h) => h.key === 'h'),
       { key: 'h', value: b64('one') },
@@ -198,14 +198,14 @@ describe('bridge pull consumers (real broker)', function () {
     assert.ok(headers.some((h) => h.key === 'traceparent'));
 
     const json = await read('json', JSON_TYPE);
-    assert.deepEqual(json[0]!.key, { id: 1 });
-    assert.deepEqual(json[0]!.value, { items: ['x', 2, null] });
+    assert.deepEqual(json[0].key, { id: 1 });
+    assert.deepEqual(json[0].value, { items: ['x', 2, null] });
 
     const text = await read('text', TEXT_TYPE);
-    assert.equal(text[0]!.value, JSON.stringify({ items: ['x', 2, null] }));
-    assert.equal(text[2]!.key, 'text-key');
-    assert.equal(text[2]!.value, 'hello text');
-    assert.equal(text[3]!.value, null);
+    assert.equal(text[0].value, JSON.stringify({ items: ['x', 2, null] }));
+    assert.equal(text[2].key, 'text-key');
+    assert.equal(text[2].value, 'hello text');
+    assert.equal(text[3].value, null);
   });
 
   it('hands uncommitted records to a second instance of the group once the first is deleted', async () => {
@@ -321,11 +321,16 @@ describe('bridge pull consumers (real broker)', function () {
       TEXT_TYPE,
       ['aaaaaaaaaa', 'bbbbbbbbbb', 'cccccccccc'].map((value) => ({ value })),
     );
-    const base = await createInstance(uniqueName('pull-mb'), { format: 'text', 'auto.offset.reset': 'earliest' });
+    const base = await createInstance(uniqueName('pull-mb'), {
+      format: 'text',
+      'auto.offset.reset': 'earliest',
+    });
     await subscribe(base, [topic]);
     const tooSmall = await waitFor(
       async () => {
-        const answer = await client.call<ErrorBody>(`${base}/records?timeout=500&max_bytes=5`, { accept: TEXT_TYPE });
+        const answer = await client.call<ErrorBody>(`${base}/records?timeout=500&max_bytes=5`, {
+          accept: TEXT_TYPE,
+        });
         return answer.status === 422 ? answer : undefined;
       },
       { what: 'a 422 for a record over max_bytes' },
@@ -354,7 +359,11 @@ describe('bridge pull consumers (real broker)', function () {
     cleanup.defer(() => client.call(`/consumers/${group}/instances/f1`, { method: 'DELETE' }));
     const xForwarded = await client.call<Created>(`/consumers/${group}`, {
       body: { name: 'f2' },
-      headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'kafka.example', 'x-forwarded-prefix': '/bridge/' },
+      headers: {
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'kafka.example',
+        'x-forwarded-prefix': '/bridge/',
+      },
     });
     assert.equal(xForwarded.body.base_uri, `https://kafka.example/bridge/consumers/${group}/instances/f2`);
     cleanup.defer(() => client.call(`/consumers/${group}/instances/f2`, { method: 'DELETE' }));
@@ -377,14 +386,18 @@ describe('bridge pull consumers (real broker)', function () {
     const all = await client.pollUntil(base, TEXT_TYPE, 10);
     assert.equal(all.length, 10);
 
-    const toOffset = await client.call(`${base}/positions`, { body: { offsets: [{ topic, partition: 0, offset: 7 }] } });
+    const toOffset = await client.call(`${base}/positions`, {
+      body: { offsets: [{ topic, partition: 0, offset: 7 }] },
+    });
     assert.equal(toOffset.status, 204);
     assert.deepEqual(
       (await client.pollUntil(base, TEXT_TYPE, 3)).map((r) => r.offset),
       [7, 8, 9],
     );
 
-    const toBeginning = await client.call(`${base}/positions/beginning`, { body: { partitions: [{ topic, partition: 0 }] } });
+    const toBeginning = await client.call(`${base}/positions/beginning`, {
+      body: { partitions: [{ topic, partition: 0 }] },
+    });
     assert.equal(toBeginning.status, 204);
     const again = await client.pollUntil(base, TEXT_TYPE, 10);
     assert.deepEqual(
@@ -393,7 +406,9 @@ describe('bridge pull consumers (real broker)', function () {
     );
 
     await client.call(`${base}/positions`, { body: { offsets: [{ topic, partition: 0, offset: 2 }] } });
-    const toEnd = await client.call(`${base}/positions/end`, { body: { partitions: [{ topic, partition: 0 }] } });
+    const toEnd = await client.call(`${base}/positions/end`, {
+      body: { partitions: [{ topic, partition: 0 }] },
+    });
     assert.equal(toEnd.status, 204);
     await produce(topic, TEXT_TYPE, [{ value: 'after-end' }]);
     const afterEnd = await client.pollUntil(base, TEXT_TYPE, 1);
@@ -426,9 +441,13 @@ describe('bridge pull consumers (real broker)', function () {
       'auto.offset.reset': 'earliest',
       'enable.auto.commit': false,
     });
-    console.time('assign');
     const assigned = await client.call(`${base}/assignments`, {
-      body: { partitions: [{ topic, partition: 1 }, { topic, partition: 2 }] },
+      body: {
+        partitions: [
+          { topic, partition: 1 },
+          { topic, partition: 2 },
+        ],
+      },
     });
     assert.equal(assigned.status, 204, JSON.stringify(assigned.body));
     const listed = await client.call<{ partitions: unknown[] }>(`${base}/assignments`);
@@ -436,9 +455,7 @@ describe('bridge pull consumers (real broker)', function () {
       { topic, partition: 1 },
       { topic, partition: 2 },
     ]);
-    console.timeLog('assign');
     const records = await client.pollUntil(base, TEXT_TYPE, 6);
-    console.timeLog('assign');
     assert.deepEqual(records.map((r) => r.value).sort(), ['p1-2', 'p1-3', 'p2-0', 'p2-1', 'p2-2', 'p2-3']);
 
     const conflict = await client.call<ErrorBody>(`${base}/subscription`, { body: { topics: [topic] } });
@@ -448,7 +465,9 @@ describe('bridge pull consumers (real broker)', function () {
     assert.equal((await client.call(`${base}/offsets`, { method: 'POST' })).status, 204);
     assert.deepEqual(await committed(group, topic), { 0: -1, 1: 4, 2: 4 });
 
-    const end = await client.call(`${base}/positions/end`, { body: { partitions: [{ topic, partition: 1 }] } });
+    const end = await client.call(`${base}/positions/end`, {
+      body: { partitions: [{ topic, partition: 1 }] },
+    });
     assert.equal(end.status, 204);
   });
 
@@ -468,6 +487,29 @@ describe('bridge pull consumers (real broker)', function () {
     // The name is free again.
     const again = await client.call<Created>(`/consumers/${group}`, { body: { name: 'sleepy' } });
     assert.equal(again.status, 200);
+  });
+
+  it('bug: an instance deleted while its group join is in progress left a kafkajs consumer running', async () => {
+    await startBridge();
+    const topic = await kafka.createTopic(uniqueName('pull-zombie'), 1);
+    const group = uniqueName('pull-zombie-group');
+    for (let i = 0; i < 3; i += 1) {
+      const created = await client.call<Created>(`/consumers/${group}`, { body: { name: `z${i}` } });
+      await subscribe(created.body.base_uri, [topic]);
+      // At once, while kafkajs is still joining the group.
+      assert.equal((await client.call(created.body.base_uri, { method: 'DELETE' })).status, 204);
+    }
+    // A left-over member would hold the only partition: the next instance would never get records.
+    const base = await createInstance(group, { format: 'text', 'auto.offset.reset': 'earliest' });
+    await subscribe(base, [topic]);
+    await produce(topic, TEXT_TYPE, [{ value: 'reaches the live instance' }]);
+    const records = await client.pollUntil(base, TEXT_TYPE, 1, { timeoutMs: 15_000 });
+    assert.equal(records[0].value, 'reaches the live instance');
+    const admin = await kafka.admin();
+    const {
+      groups: [description],
+    } = await admin.describeGroups([group]);
+    assert.equal(description.members.length, 1);
   });
 
   it('answers 429 over bridge.maxConsumers', async () => {
@@ -501,6 +543,25 @@ describe('bridge pull consumers (real broker)', function () {
     assert.deepEqual(await committed(group, topic), { 0: 5 });
   });
 
+  it('answers a waiting long poll at once when the bridge drains', async function () {
+    // A poll waiting its full timeout would outlast this test's own timeout.
+    this.timeout(30_000);
+    await startBridge();
+    const topic = await kafka.createTopic(uniqueName('pull-drain-poll'), 1);
+    const base = await createInstance(uniqueName('pull-drain-poll-group'), {
+      format: 'text',
+      'consumer.request.timeout.ms': 120_000,
+    });
+    await subscribe(base, [topic]);
+    const polling = client.call<PolledRecord[]>(`${base}/records?timeout=120000`, { accept: TEXT_TYPE });
+    // The listener's in-flight count (not public on the component) says the poll has arrived.
+    const listener = (bridge as unknown as { listener: { inFlightRequests: number } }).listener;
+    await waitFor(() => listener.inFlightRequests > 0, { what: 'the poll to arrive' });
+    const [answer] = await Promise.all([polling, bridge.drain()]);
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.body, []);
+  });
+
   it('continues each polled record’s trace in a CONSUMER span', async () => {
     await startBridge();
     const topic = await kafka.createTopic(uniqueName('pull-trace'), 1);
@@ -511,17 +572,23 @@ describe('bridge pull consumers (real broker)', function () {
       headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
     });
     assert.equal(answer.status, 200);
-    const base = await createInstance(uniqueName('pull-trace-group'), { format: 'text', 'auto.offset.reset': 'earliest' });
+    const base = await createInstance(uniqueName('pull-trace-group'), {
+      format: 'text',
+      'auto.offset.reset': 'earliest',
+    });
     await subscribe(base, [topic]);
     const [record] = await client.pollUntil(base, TEXT_TYPE, 1);
-    const traceparent = Buffer.from(record!.headers!.find((h) => h.key === 'traceparent')!.value, 'base64').toString();
+    const traceparent = Buffer.from(
+      record.headers!.find((h) => h.key === 'traceparent')!.value,
+      'base64',
+    ).toString();
     const producerSpanId = traceparent.split('-')[2];
 
     const span = await waitFor(
       async () => {
         await telemetry.forceFlush();
-        return telemetry.memoryExporter!
-          .getFinishedSpans()
+        return telemetry
+          .memoryExporter!.getFinishedSpans()
           .find((s) => s.kind === SpanKind.CONSUMER && s.name === `receive ${topic}`);
       },
       { what: 'the CONSUMER span' },

@@ -3,11 +3,11 @@
  * examples/quickstart.yaml. Prints what to curl; Ctrl-C (or SIGTERM) stops all three and exits 0.
  */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDemoBackend, type DemoBackend } from '../services/demo-backend/server.js';
 import { startLocalKafka, type LocalKafka } from './kafka/local-kafka.js';
+import { freePort } from './lib/ports.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const APP_PORT = 8080;
@@ -15,21 +15,6 @@ const KAFKA_PORT = 9092;
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
-}
-
-/** The preferred port when it is free, else any free port (another Kafka may own 9092). */
-function freePort(preferred: number): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => {
-      const any = createServer();
-      any.listen(0, '127.0.0.1', () => {
-        const { port } = any.address() as { port: number };
-        any.close(() => resolve(port));
-      });
-    });
-    server.listen(preferred, '127.0.0.1', () => server.close(() => resolve(preferred)));
-  });
 }
 
 let kafka: LocalKafka | undefined;

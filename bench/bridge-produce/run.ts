@@ -10,7 +10,6 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +18,7 @@ import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { Pool, request } from 'undici';
 import { stringify } from 'yaml';
 import { startLocalKafka } from '../../scripts/kafka/local-kafka.js';
+import { freePort } from '../../scripts/lib/ports.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,16 +43,6 @@ interface Result {
   records: number;
   seconds: number;
   latenciesMs: number[];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Polls /readyz until 200 (the bridge's producer is connected), for at most 30 s. */

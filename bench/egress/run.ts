@@ -3,7 +3,7 @@
  * reference proxy, and through the sidecar's egress listener (the real process built into `dist/`),
  * all in one run on this machine.
  *
- *   npm run build && npx tsx bench/egress/run.ts [--duration 10] [--rate 1000] [--connections 50]
+ *   npm run build && npx tsx bench/egress/run.ts [--duration 10] [--rate 1000] [--connections 50] [--rounds 3]
  *   npx tsx bench/egress/run.ts --profile [--duration 10]   # CPU profile of the sidecar at peak load
  *
  * Two measurements per target, with autocannon: peak throughput (closed loop, `connections`
@@ -19,11 +19,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from '../../scripts/lib/ports.js';
 
 /** The part of autocannon's API used here (it ships no types). */
 interface AutocannonResult {
@@ -53,9 +53,11 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1000' },
     connections: { type: 'string', default: '50' },
+    rounds: { type: 'string', default: '3' },
     profile: { type: 'boolean', default: false },
   },
 });
+const roundCount = Number(values.rounds);
 const duration = Number(values.duration);
 const rate = Number(values.rate);
 const connections = Number(values.connections);
@@ -72,6 +74,16 @@ interface Measurement {
 }
 
 const ms = (value: number) => value.toFixed(2);
+
+/** Median of each figure separately. */
+function median(measurements: readonly Measurement[]): Measurement {
+  const of = (pick: (m: Measurement) => number) => {
+    const sorted = measurements.map(pick).sort((a, b) => a - b);
+    const middle = sorted.length >> 1;
+    return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  };
+  return { rps: of((m) => m.rps), p50: of((m) => m.p50), p99: of((m) => m.p99) };
+}
 
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -97,16 +109,6 @@ async function load(url: string, options: { overallRate?: number }): Promise<Mea
   if (errors > 0) console.warn(`  ${url}: ${errors} errors/timeouts/non-2xx`);
   times.sort((a, b) => a - b);
   return { rps: result.requests.average, p50: percentile(times, 50), p99: percentile(times, 99) };
-}
-
-/** A port that was free a moment ago (the sidecar at `warn` does not log what it bound). */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 /** Polls `url` until it answers 2xx. */
@@ -283,19 +285,27 @@ try {
       ['sidecar egress, 90/10 split', `${split.url}/hello`],
     ];
     for (const [, url] of targets) await load(url, {}); // warm-up (JIT, pools)
-    const results = new Map<string, { peak: Measurement; fixed: Measurement }>();
-    for (const [name, url] of targets) {
-      const peak = await load(url, {});
-      const fixed = await load(url, { overallRate: rate });
-      results.set(name, { peak, fixed });
-      console.error(`measured ${name}`);
+    // Rounds interleave the targets, so a burst of other load on the machine hits all of them; each
+    // figure is the median over the rounds.
+    const rounds = new Map<string, { peak: Measurement[]; fixed: Measurement[] }>(
+      targets.map(([name]) => [name, { peak: [], fixed: [] }]),
+    );
+    for (let round = 1; round <= roundCount; round += 1) {
+      for (const [name, url] of targets) {
+        rounds.get(name)!.peak.push(await load(url, {}));
+        rounds.get(name)!.fixed.push(await load(url, { overallRate: rate }));
+        console.error(`round ${round}/${roundCount}: measured ${name}`);
+      }
     }
+    const results = new Map(
+      [...rounds].map(([name, { peak, fixed }]) => [name, { peak: median(peak), fixed: median(fixed) }]),
+    );
     const direct = results.get(targets[0][0])!;
     const reference = results.get(targets[1][0])!;
     const added = (m: Measurement) => ({ p50: m.p50 - direct.fixed.p50, p99: m.p99 - direct.fixed.p99 });
     const referenceAdded = added(reference.fixed);
     console.log(
-      `\nduration ${duration}s per run, peak with ${connections} connections, fixed rate ${rate} req/s\n`,
+      `\n${duration}s per run, median of ${roundCount} interleaved rounds, peak with ${connections} connections, fixed rate ${rate} req/s\n`,
     );
     console.log(
       '| target | peak req/s | peak vs haproxy | p50 @rate (ms) | p99 @rate (ms) | added p50 (ms) | added p99 (ms) | added p99 vs haproxy |',

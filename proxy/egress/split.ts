@@ -81,7 +81,8 @@ export class SplitPicker {
     const nonEmpty = (group: EndpointGroup) => group.eligible().length > 0;
     const previous = lastOf(tried);
     if (previous === undefined) {
-      const draw = hashKey === undefined ? this.random : () => hash32(hashKey) / 2 ** 32;
+      // A hash of its own (not the ring's), so the group a key falls in says nothing of its ring position.
+      const draw = hashKey === undefined ? this.random : () => hash32(`split\u0000${hashKey}`) / 2 ** 32;
       return chooseWeighted(groups, draw, nonEmpty);
     }
     const untried = (group: EndpointGroup) => group.eligible().some((endpoint) => !tried.has(endpoint));

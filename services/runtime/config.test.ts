@@ -59,6 +59,31 @@ const sectionEntrySchema = (schema: JsonSchema): JsonSchema =>
 
 describe('config', () => {
   describe('validateConfig', () => {
+    it('refuses subscriptions whose fields contradict each other, naming each pointer', () => {
+      const lines = problemLines(() =>
+        validateConfig({
+          subscriptions: [
+            { name: 'orders', group: 'g', topics: ['orders'], topicPattern: 'orders-.*' },
+            { name: 'orders', group: 'g', topicPattern: '(' },
+            { name: 'audit', group: 'g', topics: ['audit'], onPoison: 'deadLetter' },
+            { name: 'slow', group: 'g', topics: ['s'], retry: { initialBackoffMs: 5000, maxBackoffMs: 100 } },
+            { name: 'none', group: 'g' },
+          ],
+        }),
+      );
+      assert.deepEqual(
+        lines.map((line) => line.replace(/: invalid regular expression: .*/, ': invalid regular expression')),
+        [
+          '/subscriptions/0: must have exactly one of topics and topicPattern',
+          '/subscriptions/1/name: duplicate subscription name "orders"',
+          '/subscriptions/1/topicPattern: invalid regular expression',
+          '/subscriptions/2/onPoison: deadLetter needs deadLetterTopic',
+          '/subscriptions/3/retry/initialBackoffMs: must not exceed maxBackoffMs',
+          '/subscriptions/4: must have exactly one of topics and topicPattern',
+        ],
+      );
+    });
+
     it('fills every default from {}', () => {
       assert.deepEqual(validateConfig({}), {
         admin: { enabled: true, host: '0.0.0.0', port: 15000 },

@@ -411,9 +411,45 @@ function checkDocument(doc: unknown): { config?: Config; problems: ConfigProblem
   const order = documentOrder(value);
   const valid = validateDocument(value);
   const schemaProblems = valid ? [] : (validateDocument.errors ?? []).map(describeError);
-  const problems = finishProblems([...shapeProblems, ...schemaProblems], order);
+  let problems = finishProblems([...shapeProblems, ...schemaProblems], order);
+  if (problems.length > 0) return { problems };
+  // Rules across fields that JSON Schema (under Ajv's strict mode) does not express well: checked
+  // here too, so check-config, start-up and reload all refuse them the same way.
+  problems = crossFieldProblems(value as MeshConfig);
   if (problems.length > 0) return { problems };
   return { config: deepFreeze(value) as Config, problems };
+}
+
+function crossFieldProblems(config: MeshConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const names = new Set<string>();
+  config.subscriptions.forEach((subscription, index) => {
+    const at = `/subscriptions/${index}`;
+    if (names.has(subscription.name)) {
+      problems.push({ pointer: `${at}/name`, message: `duplicate subscription name "${subscription.name}"` });
+    }
+    names.add(subscription.name);
+    if ((subscription.topics === undefined) === (subscription.topicPattern === undefined)) {
+      problems.push({ pointer: at, message: 'must have exactly one of topics and topicPattern' });
+    }
+    if (subscription.topicPattern !== undefined) {
+      try {
+        new RegExp(subscription.topicPattern);
+      } catch (err) {
+        problems.push({
+          pointer: `${at}/topicPattern`,
+          message: `invalid regular expression: ${(err as Error).message}`,
+        });
+      }
+    }
+    if (subscription.onPoison === 'deadLetter' && subscription.deadLetterTopic === undefined) {
+      problems.push({ pointer: `${at}/onPoison`, message: 'deadLetter needs deadLetterTopic' });
+    }
+    if (subscription.retry.initialBackoffMs > subscription.retry.maxBackoffMs) {
+      problems.push({ pointer: `${at}/retry/initialBackoffMs`, message: 'must not exceed maxBackoffMs' });
+    }
+  });
+  return problems;
 }
 
 interface RankedProblem extends ConfigProblem {

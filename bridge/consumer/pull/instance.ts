@@ -58,6 +58,8 @@ interface Session {
   readonly mode: Mode;
   /** Partitions this member holds now, by `topic\0partition`. */
   assigned: Map<string, TopicPartition>;
+  /** kafkajs' run(): settles once the group is joined (or joining failed for good). */
+  started: Promise<void>;
 }
 
 /** A seek in flight: batches fetched from anywhere else are dropped (a few times, then trusted). */
@@ -68,7 +70,9 @@ interface Fence {
 
 const FENCE_MAX_MISSES = 3;
 /** Long-poll of each fetch; also how long `disconnect()` may wait for the fetch in flight. */
-const FETCH_MAX_WAIT_MS = 500;
+const FETCH_MAX_WAIT_MS = 100;
+/** How long closing a session waits for a group join in progress before disconnecting anyway. */
+const JOIN_WAIT_ON_CLOSE_MS = 15_000;
 
 const keyOf = (topic: string, partition: number) => `${topic}\0${partition}`;
 
@@ -95,6 +99,7 @@ export class PullConsumerInstance {
   private readonly waiters = new Set<() => void>();
   private readonly autoCommitTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private noWait = false;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -149,7 +154,11 @@ export class PullConsumerInstance {
       subscribeTo = topics!;
     }
     await this.endSession(this.settings.autoCommit);
-    await this.startSession({ kind: 'subscribe', topics: subscribeTo, pattern }, this.settings.group, subscribeTo);
+    await this.startSession(
+      { kind: 'subscribe', topics: subscribeTo, pattern },
+      this.settings.group,
+      subscribeTo,
+    );
   }
 
   async assign(partitions: readonly TopicPartition[]): Promise<void> {
@@ -162,12 +171,17 @@ export class PullConsumerInstance {
     }
     const topics = [...new Set(partitions.map((tp) => tp.topic))];
     const metadata = await this.deps.admin.fetchTopicMetadata({ topics }).catch((err: unknown) => {
-      throw new MeshError('MESH_TOPIC_NOT_FOUND', `unknown topics among ${topics.join(', ')}`, { cause: err });
+      throw new MeshError('MESH_TOPIC_NOT_FOUND', `unknown topics among ${topics.join(', ')}`, {
+        cause: err,
+      });
     });
     for (const tp of partitions) {
       const topic = metadata.topics.find((entry) => entry.name === tp.topic);
       if (!topic?.partitions.some((entry) => entry.partitionId === tp.partition)) {
-        throw new MeshError('MESH_PARTITION_NOT_FOUND', `partition ${tp.partition} of ${tp.topic} does not exist`);
+        throw new MeshError(
+          'MESH_PARTITION_NOT_FOUND',
+          `partition ${tp.partition} of ${tp.topic} does not exist`,
+        );
       }
     }
     // Where the instance's group left off (else auto.offset.reset): fenced before the first fetch.
@@ -175,17 +189,25 @@ export class PullConsumerInstance {
     const starts: PartitionOffset[] = [];
     for (const { topic, partitions: offsets } of committed) {
       for (const { partition, offset } of offsets) {
-        if (Number(offset) >= 0 && partitions.some((tp) => tp.topic === topic && tp.partition === partition)) {
+        if (
+          Number(offset) >= 0 &&
+          partitions.some((tp) => tp.topic === topic && tp.partition === partition)
+        ) {
           starts.push({ topic, partition, offset: Number(offset) });
         }
       }
     }
     await this.endSession(this.settings.autoCommit);
-    for (const start of starts) this.fences.set(keyOf(start.topic, start.partition), { offset: String(start.offset), misses: 0 });
+    for (const start of starts)
+      this.fences.set(keyOf(start.topic, start.partition), { offset: String(start.offset), misses: 0 });
     // A private, throw-away group whose only member takes exactly these partitions: kafkajs has no
     // group-less consumer. Nothing is ever committed to it, so Kafka forgets it once it is empty.
     const privateGroup = `${this.settings.group}.mesh-assign.${this.settings.name}.${randomUUID()}`;
-    const session = await this.startSession({ kind: 'assign', partitions: [...partitions] }, privateGroup, topics);
+    const session = await this.startSession(
+      { kind: 'assign', partitions: [...partitions] },
+      privateGroup,
+      topics,
+    );
     for (const start of starts) {
       session.consumer.seek({ topic: start.topic, partition: start.partition, offset: String(start.offset) });
     }
@@ -227,12 +249,13 @@ export class PullConsumerInstance {
         'this consumer instance is neither subscribed to topics nor assigned partitions; POST /subscription or /assignments first',
       );
     }
-    if (this.size === 0 && timeoutMs > 0) await this.waitForRecords(Math.min(timeoutMs, this.settings.requestTimeoutMs));
+    if (this.size === 0 && timeoutMs > 0 && !this.noWait)
+      await this.waitForRecords(Math.min(timeoutMs, this.settings.requestTimeoutMs));
     this.ensureOpen();
     const out: FetchedRecord[] = [];
     let bytes = 0;
     while (this.head < this.buffer.length) {
-      const record = this.buffer[this.head]!;
+      const record = this.buffer[this.head];
       if (bytes + record.bytes > maxBytes) {
         if (out.length === 0) {
           throw new MeshError(
@@ -289,8 +312,13 @@ export class PullConsumerInstance {
     this.seekAll(this.requireAssigned(partitions), offsets);
   }
 
-  /** Wakes a waiting poll (drain: polls answer what they have at once). */
-  wake(): void {
+  /** Drain: waiting polls answer what they have at once, and later polls do not wait. */
+  stopWaiting(): void {
+    this.noWait = true;
+    this.wake();
+  }
+
+  private wake(): void {
     for (const waiter of [...this.waiters]) waiter();
   }
 
@@ -354,7 +382,7 @@ export class PullConsumerInstance {
       allowAutoTopicCreation: false,
       ...(mode.kind === 'assign' ? { partitionAssigners: [fixedAssigner(mode.partitions)] } : {}),
     });
-    const session: Session = { consumer, mode, assigned: new Map() };
+    const session: Session = { consumer, mode, assigned: new Map(), started: Promise.resolve() };
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       this.onAssignment(session, event.payload.memberAssignment);
     });
@@ -367,7 +395,10 @@ export class PullConsumerInstance {
     try {
       await consumer.connect();
       if (topics.length > 0) {
-        await consumer.subscribe({ topics: [...topics], fromBeginning: this.settings.autoOffsetReset === 'earliest' });
+        await consumer.subscribe({
+          topics: [...topics],
+          fromBeginning: this.settings.autoOffsetReset === 'earliest',
+        });
       }
     } catch (err) {
       await consumer.disconnect().catch(() => undefined);
@@ -383,14 +414,11 @@ export class PullConsumerInstance {
       eachBatchAutoResolve: false,
       eachBatch: (payload) => this.onBatch(session, payload),
     });
-    if (mode.kind === 'assign') {
-      // seek() needs the group joined; run() resolves once it is.
-      await running;
-    } else {
-      void running.catch((err: unknown) => {
-        this.deps.logger.warn({ err, group: this.settings.group }, 'pull consumer failed to start');
-      });
-    }
+    session.started = running.catch((err: unknown) => {
+      this.deps.logger.warn({ err, group: this.settings.group }, 'pull consumer failed to start');
+    });
+    // seek() needs the group joined; run() resolves once it is.
+    if (mode.kind === 'assign') await session.started;
     return session;
   }
 
@@ -411,6 +439,14 @@ export class PullConsumerInstance {
     this.polled.clear();
     this.autoCommitted.clear();
     this.wake();
+    // kafkajs keeps a consumer disconnected while still joining running (a fetch loop with no owner):
+    // let the join finish first, for a bounded time.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      session.started,
+      new Promise((resolve) => (timer = setTimeout(resolve, JOIN_WAIT_ON_CLOSE_MS))),
+    ]);
+    clearTimeout(timer);
     await session.consumer.disconnect().catch((err: unknown) => {
       this.deps.logger.warn({ err, group: this.settings.group }, 'pull consumer disconnect failed');
     });
@@ -434,8 +470,9 @@ export class PullConsumerInstance {
     session.assigned = next;
   }
 
-  private onBatch(session: Session, { batch, resolveOffset, isStale }: EachBatchPayload): Promise<void> {
-    if (session !== this.session || this.closed || isStale()) return Promise.resolve();
+  private onBatch(session: Session, payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    if (session !== this.session || this.closed || payload.isStale()) return Promise.resolve();
     const { topic, partition } = batch;
     const key = keyOf(topic, partition);
     const fence = this.fences.get(key);
@@ -465,11 +502,14 @@ export class PullConsumerInstance {
       this.bufferedBytes += bytes;
       last = message.offset;
     }
-    const all = batch.messages.length === 0 || last === batch.messages[batch.messages.length - 1]!.offset;
-    if (last !== undefined) resolveOffset(last);
-    else if (batch.messages.length === 0 && !(batch as unknown as { isEmptyIncludingFiltered(): boolean }).isEmptyIncludingFiltered()) {
+    const all = batch.messages.length === 0 || last === batch.messages[batch.messages.length - 1].offset;
+    if (last !== undefined) payload.resolveOffset(last);
+    else if (
+      batch.messages.length === 0 &&
+      !(batch as unknown as { isEmptyIncludingFiltered(): boolean }).isEmptyIncludingFiltered()
+    ) {
       // Only control records or compacted-away offsets: move past them.
-      resolveOffset(batch.lastOffset());
+      payload.resolveOffset(batch.lastOffset());
     }
     if (!all) {
       this.paused.set(key, { topic, partition });
@@ -480,16 +520,21 @@ export class PullConsumerInstance {
   }
 
   private isFull(): boolean {
-    return this.size > 0 && (this.size >= this.deps.bufferMaxRecords || this.bufferedBytes >= this.deps.bufferMaxBytes);
+    return (
+      this.size > 0 &&
+      (this.size >= this.deps.bufferMaxRecords || this.bufferedBytes >= this.deps.bufferMaxBytes)
+    );
   }
 
   private resumeIfDrained(): void {
     const session = this.session;
     if (!session || this.paused.size === 0) return;
-    if (this.size > this.deps.bufferMaxRecords / 2 || this.bufferedBytes > this.deps.bufferMaxBytes / 2) return;
+    if (this.size > this.deps.bufferMaxRecords / 2 || this.bufferedBytes > this.deps.bufferMaxBytes / 2)
+      return;
     const partitions = [...this.paused.values()];
     this.paused.clear();
-    for (const { topic, partition } of partitions) session.consumer.resume([{ topic, partitions: [partition] }]);
+    for (const { topic, partition } of partitions)
+      session.consumer.resume([{ topic, partitions: [partition] }]);
   }
 
   private purge(drop: (record: FetchedRecord) => boolean): void {
@@ -556,13 +601,18 @@ export class PullConsumerInstance {
 
   private async autoCommit(): Promise<void> {
     if (this.closed || !this.session) return;
-    const changed = [...this.polled.entries()].filter(([key, entry]) => this.autoCommitted.get(key) !== entry.offset);
+    const changed = [...this.polled.entries()].filter(
+      ([key, entry]) => this.autoCommitted.get(key) !== entry.offset,
+    );
     if (changed.length === 0) return;
     try {
       await this.commitOffsets(changed.map(([, entry]) => entry));
       for (const [key, entry] of changed) this.autoCommitted.set(key, entry.offset);
     } catch (err) {
-      this.deps.logger.warn({ err, group: this.settings.group }, 'auto-commit failed; retried at the next interval');
+      this.deps.logger.warn(
+        { err, group: this.settings.group },
+        'auto-commit failed; retried at the next interval',
+      );
     }
   }
 }

@@ -40,7 +40,9 @@ export class PullConsumerRegistry {
 
   create(settings: NewInstanceSettings): PullConsumerInstance {
     if (this.draining) {
-      throw new MeshError('MESH_DRAINING', 'the bridge is shutting down', { headers: { 'retry-after': '1' } });
+      throw new MeshError('MESH_DRAINING', 'the bridge is shutting down', {
+        headers: { 'retry-after': '1' },
+      });
     }
     const name = settings.name ?? `mesh-bridge-consumer-${randomUUID()}`;
     const key = keyOf(settings.group, name);
@@ -92,7 +94,7 @@ export class PullConsumerRegistry {
   /** Drain, first step: no new instances, and waiting polls answer at once. */
   beginDrain(): void {
     this.draining = true;
-    for (const instance of this.instances.values()) instance.wake();
+    for (const instance of this.instances.values()) instance.stopWaiting();
   }
 
   /** Closes every instance (auto-commit ones commit what they handed out). Idempotent. */

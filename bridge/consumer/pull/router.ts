@@ -100,7 +100,10 @@ export function externalBase(req: Request): string {
     for (const pair of first.split(';')) {
       const [rawKey, ...rest] = pair.split('=');
       const key = rawKey?.trim().toLowerCase();
-      const value = rest.join('=').trim().replace(/^"(.*)"$/, '$1');
+      const value = rest
+        .join('=')
+        .trim()
+        .replace(/^"(.*)"$/, '$1');
       if (key === 'proto' && value) proto = value;
       if (key === 'host' && value) host = value;
     }
@@ -139,8 +142,10 @@ export function createPullConsumerRouter(deps: PullConsumerRouterDeps): Router {
   const instanceOf = (req: Request): PullConsumerInstance =>
     registry.get(String(req.params.group), String(req.params.name));
   /** Runs `work` on the instance of the path, keeping it from idling out meanwhile. */
-  const withInstance =
-    (template: string, work: (instance: PullConsumerInstance, req: Request, res: Response) => Promise<void> | void) =>
+  const withInstance = (
+    template: string,
+    work: (instance: PullConsumerInstance, req: Request, res: Response) => Promise<void> | void,
+  ) =>
     [
       route(`/consumers/{groupid}/instances/{name}${template}`),
       rawBody,
@@ -153,7 +158,8 @@ export function createPullConsumerRouter(deps: PullConsumerRouterDeps): Router {
   router.post('/consumers/:group', route('/consumers/{groupid}'), rawBody, (req, res) => {
     const group = String(req.params.group);
     const body = readBody(req);
-    const checked = body === undefined ? {} : checkBody<ConsumerBody>(openapi, 'Consumer', body, 'consumer config');
+    const checked =
+      body === undefined ? {} : checkBody<ConsumerBody>(openapi, 'Consumer', body, 'consumer config');
     const instance = registry.create(settingsOf(group, checked));
     const name = instance.settings.name;
     send(res, 200, {
@@ -162,10 +168,14 @@ export function createPullConsumerRouter(deps: PullConsumerRouterDeps): Router {
     });
   });
 
-  router.delete('/consumers/:group/instances/:name', route('/consumers/{groupid}/instances/{name}'), async (req, res) => {
-    await registry.delete(String(req.params.group), String(req.params.name));
-    send(res, 204);
-  });
+  router.delete(
+    '/consumers/:group/instances/:name',
+    route('/consumers/{groupid}/instances/{name}'),
+    async (req, res) => {
+      await registry.delete(String(req.params.group), String(req.params.name));
+      send(res, 204);
+    },
+  );
 
   router.post(
     '/consumers/:group/instances/:name/subscription',
@@ -208,7 +218,12 @@ export function createPullConsumerRouter(deps: PullConsumerRouterDeps): Router {
   router.post(
     '/consumers/:group/instances/:name/assignments',
     ...withInstance('/assignments', async (instance, req, res) => {
-      const body = checkBody<{ partitions: TopicPartition[] }>(openapi, 'Partitions', readBody(req) ?? {}, 'assignment');
+      const body = checkBody<{ partitions: TopicPartition[] }>(
+        openapi,
+        'Partitions',
+        readBody(req) ?? {},
+        'assignment',
+      );
       await instance.assign(body.partitions);
       send(res, 204);
     }),
@@ -251,7 +266,8 @@ export function createPullConsumerRouter(deps: PullConsumerRouterDeps): Router {
       const offsets =
         body === undefined
           ? undefined
-          : checkBody<{ offsets: PartitionOffset[] }>(openapi, 'OffsetCommitSeekList', body, 'offsets').offsets;
+          : checkBody<{ offsets: PartitionOffset[] }>(openapi, 'OffsetCommitSeekList', body, 'offsets')
+              .offsets;
       await instance.commit(offsets);
       send(res, 204);
     }),
@@ -289,10 +305,14 @@ export function createPullConsumerRouter(deps: PullConsumerRouterDeps): Router {
 }
 
 /**
- * One CONSUMER span per polled record, continuing the trace the record carries (its `traceparent`
- * header, written by the produce API) and linked to the poll request's span.
+ * One CONSUMER span per polled record that carries trace context (its `traceparent` header, written
+ * by the produce API), continuing that trace and linked to the poll request's span.
  */
-function traceRecords(tracer: Tracer, instance: PullConsumerInstance, records: readonly FetchedRecord[]): void {
+function traceRecords(
+  tracer: Tracer,
+  instance: PullConsumerInstance,
+  records: readonly FetchedRecord[],
+): void {
   if (records.length === 0) return;
   const requestContext = otelContext.active();
   const requestSpan = trace.getSpanContext(requestContext);
@@ -303,7 +323,9 @@ function traceRecords(tracer: Tracer, instance: PullConsumerInstance, records: r
       const value = Array.isArray(raw) ? raw[0] : raw;
       if (value !== undefined) carrier[name] = value.toString();
     }
-    const parent = carrier.traceparent ? propagation.extract(otelContext.active(), carrier) : requestContext;
+    // A record without trace context has no trace to continue; the poll's SERVER span covers it.
+    if (carrier.traceparent === undefined) continue;
+    const parent = propagation.extract(requestContext, carrier);
     const span = tracer.startSpan(
       `receive ${record.topic}`,
       {
@@ -318,7 +340,7 @@ function traceRecords(tracer: Tracer, instance: PullConsumerInstance, records: r
           'messaging.consumer.group.name': instance.settings.group,
           'messaging.client.id': instance.settings.name,
         },
-        ...(requestSpan && carrier.traceparent ? { links: [{ context: requestSpan }] } : {}),
+        ...(requestSpan ? { links: [{ context: requestSpan }] } : {}),
       },
       parent,
     );

@@ -12,9 +12,18 @@ describe('push backoff', () => {
   });
 
   it('waits a random share of the cap (full jitter)', () => {
-    assert.equal(fullJitterBackoff(policy, 2, () => 0), 0);
-    assert.equal(fullJitterBackoff(policy, 2, () => 0.5), 200);
-    assert.equal(fullJitterBackoff(policy, 2, () => 0.999), 399);
+    assert.equal(
+      fullJitterBackoff(policy, 2, () => 0),
+      0,
+    );
+    assert.equal(
+      fullJitterBackoff(policy, 2, () => 0.5),
+      200,
+    );
+    assert.equal(
+      fullJitterBackoff(policy, 2, () => 0.999),
+      399,
+    );
   });
 
   it('sleep ends early when its signal aborts', async () => {

@@ -18,7 +18,11 @@ function message(fields: Partial<KafkaMessage>): KafkaMessage {
 describe('push CloudEvents', () => {
   it('builds a structured event with the Kafka extensions', () => {
     const event = toCloudEvent(
-      { topic: 'orders', partition: 3, message: message({ key: Buffer.from('k1'), value: Buffer.from('{"a":1}') }) },
+      {
+        topic: 'orders',
+        partition: 3,
+        message: message({ key: Buffer.from('k1'), value: Buffer.from('{"a":1}') }),
+      },
       { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
     );
     assert.deepEqual(event, {
@@ -38,10 +42,18 @@ describe('push CloudEvents', () => {
   });
 
   it('uses text for UTF-8 that is not JSON and data_base64 for binary', () => {
-    const text = toCloudEvent({ topic: 't', partition: 0, message: message({ value: Buffer.from('hello') }) });
+    const text = toCloudEvent({
+      topic: 't',
+      partition: 0,
+      message: message({ value: Buffer.from('hello') }),
+    });
     assert.equal(text.data, 'hello');
     assert.equal(text.datacontenttype, 'text/plain');
-    const binary = toCloudEvent({ topic: 't', partition: 0, message: message({ value: Buffer.from([0xff, 0xfe, 0x00]) }) });
+    const binary = toCloudEvent({
+      topic: 't',
+      partition: 0,
+      message: message({ value: Buffer.from([0xff, 0xfe, 0x00]) }),
+    });
     assert.equal(binary.data, undefined);
     assert.equal(binary.data_base64, '//4A');
     assert.equal(binary.datacontenttype, 'application/octet-stream');
@@ -53,7 +65,10 @@ describe('push CloudEvents', () => {
     const event = toCloudEvent({
       topic: 't',
       partition: 0,
-      message: message({ value: Buffer.from('{"x":1}'), headers: { 'content-type': Buffer.from('text/csv') } }),
+      message: message({
+        value: Buffer.from('{"x":1}'),
+        headers: { 'content-type': Buffer.from('text/csv') },
+      }),
     });
     assert.equal(event.datacontenttype, 'text/csv');
     assert.equal(event.data, '{"x":1}');

@@ -5,15 +5,15 @@
  * consumers leave their groups.
  */
 import type { Tracer } from '@opentelemetry/api';
-import type { Producer } from 'kafkajs';
+import { Partitioners, type Producer } from 'kafkajs';
 import type { Component, Readiness } from '../../../services/runtime/component.js';
-import { ConfigError, type ConfigProblem, type DeepReadonly, type KafkaConfig } from '../../../services/runtime/config.js';
+import type { DeepReadonly, KafkaConfig } from '../../../services/runtime/config.js';
 import type { Logger } from '../../../services/runtime/logging.js';
 import type { MeshMetrics } from '../../../services/runtime/metrics.js';
 import { createKafkaClient } from '../../kafka/client.js';
 import { AppClient } from './delivery.js';
 import { Semaphore } from './ordering.js';
-import { poisonPolicy, PushSubscription, type SubscriptionConfig } from './subscription.js';
+import { PushSubscription, type SubscriptionConfig } from './subscription.js';
 
 export interface SubscriptionsOptions {
   readonly subscriptions: readonly SubscriptionConfig[];
@@ -28,36 +28,6 @@ export interface SubscriptionsOptions {
   readonly lagIntervalMs?: number;
 }
 
-/** Rules the schema cannot express; `<json-pointer>: <message>` problems like check-config's. */
-export function checkSubscriptions(subscriptions: readonly SubscriptionConfig[]): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
-  const names = new Set<string>();
-  subscriptions.forEach((subscription, index) => {
-    const at = `/subscriptions/${index}`;
-    if (names.has(subscription.name)) {
-      problems.push({ pointer: `${at}/name`, message: `duplicate subscription name "${subscription.name}"` });
-    }
-    names.add(subscription.name);
-    if ((subscription.topics === undefined) === (subscription.topicPattern === undefined)) {
-      problems.push({ pointer: at, message: 'must have exactly one of topics and topicPattern' });
-    }
-    if (subscription.topicPattern !== undefined) {
-      try {
-        new RegExp(subscription.topicPattern);
-      } catch (err) {
-        problems.push({ pointer: `${at}/topicPattern`, message: `invalid regular expression: ${(err as Error).message}` });
-      }
-    }
-    if (poisonPolicy(subscription) === 'deadLetter' && subscription.deadLetterTopic === undefined) {
-      problems.push({ pointer: `${at}/onPoison`, message: 'deadLetter needs deadLetterTopic' });
-    }
-    if (subscription.retry.initialBackoffMs > subscription.retry.maxBackoffMs) {
-      problems.push({ pointer: `${at}/retry/initialBackoffMs`, message: 'must not exceed maxBackoffMs' });
-    }
-  });
-  return problems;
-}
-
 export class SubscriptionsComponent implements Component {
   readonly name = 'subscriptions';
   private readonly subscriptions: PushSubscription[];
@@ -67,10 +37,16 @@ export class SubscriptionsComponent implements Component {
   private drainPromise: Promise<void> | undefined;
 
   constructor(options: SubscriptionsOptions) {
-    const problems = checkSubscriptions(options.subscriptions);
-    if (problems.length > 0) throw new ConfigError(problems);
-    const client = createKafkaClient({ ...options.kafka, clientId: `${options.kafka.clientId}-push` }, options.logger);
-    this.producer = client.producer({ idempotent: true, allowAutoTopicCreation: false });
+    const client = createKafkaClient(
+      { ...options.kafka, clientId: `${options.kafka.clientId}-push` },
+      options.logger,
+    );
+    // Java-compatible partitioner: a dead letter lands on the partition a Java client would pick.
+    this.producer = client.producer({
+      idempotent: true,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     const connections = options.subscriptions.reduce((sum, s) => sum + s.maxConcurrency, 0);
     this.app = new AppClient(options.target, Math.max(1, connections));
     this.subscriptions = options.subscriptions.map(

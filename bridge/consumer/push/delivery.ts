@@ -25,7 +25,11 @@ const APP_DOWN_CODES = new Set([
 const MAX_ANSWER_BYTES = 1 << 20;
 
 function errorCode(err: unknown): string | undefined {
-  for (let current = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; current && depth < 4; depth++) {
+  for (
+    let current = err as { code?: unknown; cause?: unknown } | undefined, depth = 0;
+    current && depth < 4;
+    depth++
+  ) {
     if (typeof current.code === 'string') return current.code;
     current = current.cause as typeof current;
   }
@@ -62,42 +66,36 @@ export class AppClient {
     headers: Record<string, string>,
     timeoutMs: number,
   ): Promise<AttemptResult> {
-    const signal = AbortSignal.timeout(timeoutMs);
     try {
+      // undici's own timers (no AbortSignal per request): the answer's headers within
+      // `timeoutMs`, then its body within `timeoutMs` of inactivity.
       const response = await this.pool.request({
         method: 'POST',
         path,
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
         body,
-        signal,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of response.body) {
-        const buffer = chunk as Buffer;
-        size += buffer.length;
-        if (size > MAX_ANSWER_BYTES) {
-          response.body.destroy();
-          break;
-        }
-        chunks.push(buffer);
-      }
+      const length = Number(response.headers['content-length'] ?? 0);
+      let text = '';
+      if (length > MAX_ANSWER_BYTES) await response.body.dump();
+      else text = await response.body.text();
       const contentType = response.headers['content-type'];
       return {
         kind: 'answer',
         status: response.statusCode,
-        body: Buffer.concat(chunks).toString('utf8'),
+        body: text.length > MAX_ANSWER_BYTES ? '' : text,
         contentType: Array.isArray(contentType) ? contentType[0] : contentType,
         retryAfterMs: parseRetryAfter(response.headers['retry-after']),
       };
     } catch (err) {
       const code = errorCode(err);
-      const message = signal.aborted ? `timeout after ${timeoutMs} ms` : `${code ?? 'error'}: ${(err as Error).message}`;
-      if (!signal.aborted && code !== undefined && APP_DOWN_CODES.has(code)) {
-        return { kind: 'app-down', error: message };
-      }
+      const timedOut = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+      const message = timedOut
+        ? `timeout after ${timeoutMs} ms`
+        : `${code ?? 'error'}: ${(err as Error).message}`;
+      if (code !== undefined && APP_DOWN_CODES.has(code)) return { kind: 'app-down', error: message };
       return { kind: 'failed', error: message };
     }
   }

@@ -28,7 +28,7 @@ describe('push ordering', () => {
     const gates = new Map<string, () => void>();
     const done = runInLanes(
       items,
-      (item) => item[0]!,
+      (item) => item[0],
       (item) => {
         started.push(item);
         return new Promise<boolean>((resolve) => gates.set(item, () => resolve(true)));
@@ -46,14 +46,17 @@ describe('push ordering', () => {
       await tick();
     }
     assert.equal(await done, true);
-    assert.deepEqual(started.filter((item) => item.startsWith('a')), ['a1', 'a2', 'a3']);
+    assert.deepEqual(
+      started.filter((item) => item.startsWith('a')),
+      ['a1', 'a2', 'a3'],
+    );
   });
 
   it('stops every lane when a run answers false', async () => {
     const ran: string[] = [];
     const ok = await runInLanes(
       ['a1', 'a2', 'b1', 'b2'],
-      (item) => item[0]!,
+      (item) => item[0],
       async (item) => {
         ran.push(item);
         await tick();

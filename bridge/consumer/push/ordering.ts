@@ -14,8 +14,22 @@ export class Semaphore {
   }
 
   async acquire(): Promise<() => void> {
-    if (this.available > 0) this.available -= 1;
-    else await new Promise<void>((resolve) => this.waiters.push(resolve));
+    return this.tryAcquire() ?? this.wait();
+  }
+
+  /** A slot at once, or undefined when all are taken (the hot path: no promise, no tick). */
+  tryAcquire(): (() => void) | undefined {
+    if (this.available === 0) return undefined;
+    this.available -= 1;
+    return this.releaser();
+  }
+
+  private async wait(): Promise<() => void> {
+    await new Promise<void>((resolve) => this.waiters.push(resolve));
+    return this.releaser();
+  }
+
+  private releaser(): () => void {
     let released = false;
     return () => {
       if (released) return;
@@ -57,7 +71,7 @@ export async function runInLanes<T>(
     [...lanes.values()].map(async (lane) => {
       for (const item of lane) {
         if (halted) return;
-        const release = await semaphore.acquire();
+        const release = semaphore.tryAcquire() ?? (await semaphore.acquire());
         try {
           if (halted) return;
           if (!(await run(item))) halted = true;

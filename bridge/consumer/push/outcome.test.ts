@@ -33,12 +33,20 @@ describe('push outcomes', () => {
         { id: 'zzz', status: 'RETRY' },
       ],
     });
+    assert.deepEqual(Object.fromEntries(batchOutcomes({ status: 200, body }, ids)), {
+      a: 'success',
+      b: 'retry',
+      c: 'drop',
+      d: 'success',
+    });
     assert.deepEqual(
-      Object.fromEntries(batchOutcomes({ status: 200, body }, ids)),
-      { a: 'success', b: 'retry', c: 'drop', d: 'success' },
+      [...batchOutcomes({ status: 503, body }, ids).values()],
+      ['retry', 'retry', 'retry', 'retry'],
     );
-    assert.deepEqual([...batchOutcomes({ status: 503, body }, ids).values()], ['retry', 'retry', 'retry', 'retry']);
     assert.deepEqual([...batchOutcomes({ status: 400, body: '' }, ['a']).values()], ['poison']);
-    assert.deepEqual([...batchOutcomes({ status: 200, body: '{"status":"RETRY"}' }, ['a']).values()], ['retry']);
+    assert.deepEqual(
+      [...batchOutcomes({ status: 200, body: '{"status":"RETRY"}' }, ['a']).values()],
+      ['retry'],
+    );
   });
 });

@@ -12,6 +12,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
+import type { Counter, Histogram } from 'prom-client';
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { DeepReadonly, MeshConfig } from '../../../services/runtime/config.js';
 import type { Logger } from '../../../services/runtime/logging.js';
@@ -83,6 +84,9 @@ export class PushSubscription {
   private appDownStreak = 0;
   private drainPromise: Promise<void> | undefined;
   private stopped = false;
+  /** Metric children resolved once: label hashing per record is measurable on the hot path. */
+  private readonly counters: Record<'success' | 'retry' | 'dead_letter' | 'dropped', Counter.Internal>;
+  private readonly durations: Histogram.Internal<'subscription'>;
 
   constructor(private readonly options: PushSubscriptionOptions) {
     const { config, kafka, app } = options;
@@ -90,6 +94,15 @@ export class PushSubscription {
     this.logger = options.logger.child({ subscription: config.name, group: config.group });
     this.policy = poisonPolicy(config);
     this.path = app.pathFor(config.path);
+    const { subscriptionDeliveries, subscriptionDeliveryDuration } = options.metrics;
+    const child = (result: string) => subscriptionDeliveries.labels({ subscription: config.name, result });
+    this.counters = {
+      success: child('success'),
+      retry: child('retry'),
+      dead_letter: child('dead_letter'),
+      dropped: child('dropped'),
+    };
+    this.durations = subscriptionDeliveryDuration.labels({ subscription: config.name });
     this.consumer = kafka.consumer({
       groupId: config.group,
       sessionTimeout: options.sessionTimeoutMs ?? 10_000,
@@ -114,7 +127,10 @@ export class PushSubscription {
     this.consumer.on(events.CRASH, ({ payload }) => {
       this.crashed = payload.error.message;
       if (!payload.restart) this.joined = false;
-      this.logger.error({ err: payload.error.message, restart: payload.restart }, 'subscription consumer crashed');
+      this.logger.error(
+        { err: payload.error.message, restart: payload.restart },
+        'subscription consumer crashed',
+      );
     });
     this.consumer.on(events.STOP, () => {
       this.joined = false;
@@ -207,7 +223,11 @@ export class PushSubscription {
     this.committer.retainOnly((topic, partition) => this.assignment.has(tpKey(topic, partition)));
     for (const { topic, partition } of before) {
       if (this.assignment.has(tpKey(topic, partition))) continue;
-      this.options.metrics.consumerLag.remove({ group: this.options.config.group, topic, partition: String(partition) });
+      this.options.metrics.consumerLag.remove({
+        group: this.options.config.group,
+        topic,
+        partition: String(partition),
+      });
       const timer = this.resumeTimers.get(tpKey(topic, partition));
       if (timer) {
         clearTimeout(timer);
@@ -230,7 +250,11 @@ export class PushSubscription {
   }
 
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
-    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+    const { batch } = payload;
+    const resolveOffset = (offset: string) => payload.resolveOffset(offset);
+    const heartbeat = () => payload.heartbeat();
+    const isRunning = () => payload.isRunning();
+    const isStale = () => payload.isStale();
     const { topic, partition } = batch;
     const { config, semaphore } = this.options;
     if (this.lifetime.signal.aborted || !isRunning() || isStale() || batch.messages.length === 0) return;
@@ -238,10 +262,10 @@ export class PushSubscription {
     // Rebalance detection while records are in flight: kafkajs only heartbeats when asked.
     const batchStop = new AbortController();
     const signal = AbortSignal.any([this.lifetime.signal, batchStop.signal]);
-    let heartbeatError: unknown;
+    let heartbeatError: Error | undefined;
     const beat = setInterval(() => {
       heartbeat().catch((err: unknown) => {
-        heartbeatError ??= err;
+        heartbeatError ??= err instanceof Error ? err : new Error(String(err));
         batchStop.abort();
       });
     }, HEARTBEAT_INTERVAL_MS);
@@ -304,7 +328,12 @@ export class PushSubscription {
     if (halt === 'app-down') {
       this.appDownStreak += 1;
       const cap = backoffCap(config.retry, this.appDownStreak - 1);
-      this.pausePartition(topic, partition, Math.max(1, Math.round(cap / 2 + Math.random() * (cap / 2))), 'app down');
+      this.pausePartition(
+        topic,
+        partition,
+        Math.max(1, Math.round(cap / 2 + Math.random() * (cap / 2))),
+        'app down',
+      );
     } else if (halt === 'blocked') {
       this.pausePartition(topic, partition, config.retry.maxBackoffMs, 'blocked on a poison record');
     }
@@ -318,7 +347,10 @@ export class PushSubscription {
     if (!halt) {
       this.options.metrics.consumerLag.set(
         { group: config.group, topic, partition: String(partition) },
-        Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(progress.lastFinal ?? batch.messages[0]!.offset) - 1n)),
+        Math.max(
+          0,
+          Number(BigInt(batch.highWatermark) - BigInt(progress.lastFinal ?? batch.messages[0].offset) - 1n),
+        ),
       );
       try {
         await heartbeat();
@@ -332,7 +364,10 @@ export class PushSubscription {
   /** Delivers one record until its outcome is final, or the partition has to stop. */
   private async deliverRecord(record: ConsumedRecord, signal: AbortSignal): Promise<RecordResult> {
     const { config, tracer } = this.options;
-    const { span, headers } = startRecordSpan(tracer, record, { group: config.group, subscription: this.name });
+    const { span, headers } = startRecordSpan(tracer, record, {
+      group: config.group,
+      subscription: this.name,
+    });
     const body = JSON.stringify(toCloudEvent(record, recordTraceHeaders(record)));
     try {
       for (let attempt = 1; ; attempt++) {
@@ -382,8 +417,16 @@ export class PushSubscription {
     markFinal: (offsets: readonly string[]) => void,
   ): Promise<RecordResult> {
     const { config, tracer } = this.options;
-    const { span, headers } = startBatchSpan(tracer, records, { group: config.group, subscription: this.name });
-    const events = new Map(records.map((record) => [eventId(record), { record, event: toCloudEvent(record, recordTraceHeaders(record)) }]));
+    const { span, headers } = startBatchSpan(tracer, records, {
+      group: config.group,
+      subscription: this.name,
+    });
+    const events = new Map(
+      records.map((record) => [
+        eventId(record),
+        { record, event: toCloudEvent(record, recordTraceHeaders(record)) },
+      ]),
+    );
     let pending = [...events.keys()];
     try {
       for (let attempt = 1; ; attempt++) {
@@ -413,7 +456,11 @@ export class PushSubscription {
         if (failed.length > 0) {
           const verdict = await this.onPoison(
             failed.map((id) => events.get(id)!.record),
-            { reason: exhausted && poison.length === 0 ? 'retries-exhausted' : 'poison', status, attempts: attempt },
+            {
+              reason: exhausted && poison.length === 0 ? 'retries-exhausted' : 'poison',
+              status,
+              attempts: attempt,
+            },
             signal,
           );
           if (verdict !== 'final') return verdict;
@@ -429,11 +476,20 @@ export class PushSubscription {
     }
   }
 
-  private async attempt(body: string, contentType: string, trace: Record<string, string>): Promise<AttemptResult> {
-    const { app, config, metrics } = this.options;
+  private async attempt(
+    body: string,
+    contentType: string,
+    trace: Record<string, string>,
+  ): Promise<AttemptResult> {
+    const { app, config } = this.options;
     const started = performance.now();
-    const result = await app.post(this.path, body, { 'content-type': contentType, ...trace }, config.timeoutMs);
-    metrics.subscriptionDeliveryDuration.observe({ subscription: this.name }, (performance.now() - started) / 1_000);
+    const result = await app.post(
+      this.path,
+      body,
+      { 'content-type': contentType, ...trace },
+      config.timeoutMs,
+    );
+    this.durations.observe((performance.now() - started) / 1_000);
     return result;
   }
 
@@ -445,7 +501,11 @@ export class PushSubscription {
   }
 
   /** What happens to records that are poison or out of attempts; `final` once they are dealt with. */
-  private async onPoison(records: ConsumedRecord[], why: DeadLetterReason, signal: AbortSignal): Promise<RecordResult> {
+  private async onPoison(
+    records: ConsumedRecord[],
+    why: DeadLetterReason,
+    signal: AbortSignal,
+  ): Promise<RecordResult> {
     const { config } = this.options;
     const ids = records.map(eventId);
     switch (this.policy) {
@@ -462,11 +522,18 @@ export class PushSubscription {
           if (signal.aborted) return 'stopped';
           try {
             const producer = await this.options.deadLetterProducer();
-            await producer.send({ topic, acks: -1, messages: records.map((record) => deadLetterMessage(record, why)) });
+            await producer.send({
+              topic,
+              acks: -1,
+              messages: records.map((record) => deadLetterMessage(record, why)),
+            });
             break;
           } catch (err) {
             // Not final: the source offset must not be committed until the dead letter is written.
-            this.logger.error({ ids, topic, err: (err as Error).message, attempt }, 'dead-letter write failed; retrying');
+            this.logger.error(
+              { ids, topic, err: (err as Error).message, attempt },
+              'dead-letter write failed; retrying',
+            );
             if (!(await sleep(fullJitterBackoff(config.retry, attempt), signal))) return 'stopped';
           }
         }
@@ -481,7 +548,7 @@ export class PushSubscription {
   }
 
   private count(result: 'success' | 'retry' | 'dead_letter' | 'dropped'): void {
-    this.options.metrics.subscriptionDeliveries.inc({ subscription: this.name, result });
+    this.counters[result].inc();
   }
 
   private pausePartition(topic: string, partition: number, delayMs: number, reason: string): void {
@@ -512,7 +579,10 @@ export class PushSubscription {
   }
 
   private updatePausedGauge(): void {
-    this.options.metrics.subscriptionPausedPartitions.set({ subscription: this.name }, this.resumeTimers.size);
+    this.options.metrics.subscriptionPausedPartitions.set(
+      { subscription: this.name },
+      this.resumeTimers.size,
+    );
   }
 
   /** Lag from the committed offsets (end offset minus committed), so it keeps growing while paused. */
@@ -525,7 +595,8 @@ export class PushSubscription {
       for (const topic of topics) {
         const ends = await this.admin.fetchTopicOffsets(topic);
         const committedByPartition = new Map(
-          committed.find((entry) => entry.topic === topic)?.partitions.map((p) => [p.partition, p.offset]) ?? [],
+          committed.find((entry) => entry.topic === topic)?.partitions.map((p) => [p.partition, p.offset]) ??
+            [],
         );
         for (const end of ends) {
           if (!this.assignment.has(tpKey(topic, end.partition))) continue;

@@ -79,10 +79,12 @@ export function startBatchSpan(
 ): DeliverySpan {
   const links: Link[] = [];
   for (const record of records) {
-    const context = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, record.message.headers, headerGetter));
+    const context = trace.getSpanContext(
+      propagation.extract(ROOT_CONTEXT, record.message.headers, headerGetter),
+    );
     if (context) links.push({ context });
   }
-  const first = records[0]!;
+  const first = records[0];
   const span = tracer.startSpan(`process ${first.topic}`, {
     kind: SpanKind.CONSUMER,
     root: true,

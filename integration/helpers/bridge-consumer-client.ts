@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import { waitFor } from './helpers/wait.js';
+import { waitFor } from './wait.js';
 
 export const V2 = 'application/vnd.kafka.v2+json';
 export const JSON_TYPE = 'application/vnd.kafka.json.v2+json';
@@ -28,7 +28,13 @@ export class BridgeClient {
 
   async call<T = Record<string, unknown>>(
     path: string,
-    options: { method?: string; contentType?: string; accept?: string; body?: unknown; headers?: Record<string, string> } = {},
+    options: {
+      method?: string;
+      contentType?: string;
+      accept?: string;
+      body?: unknown;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<BridgeAnswer<T>> {
     const url = path.startsWith('http') ? path : `${this.baseUrl}${path}`;
     const res = await request(url, {
@@ -38,7 +44,12 @@ export class BridgeClient {
         ...(options.accept ? { accept: options.accept } : {}),
         ...options.headers,
       },
-      body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+      body:
+        options.body === undefined
+          ? undefined
+          : typeof options.body === 'string'
+            ? options.body
+            : JSON.stringify(options.body),
     });
     const text = await res.body.text();
     return { status: res.statusCode, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as T };
@@ -58,7 +69,8 @@ export class BridgeClient {
           `${base}/records?timeout=500${maxBytes === undefined ? '' : `&max_bytes=${maxBytes}`}`,
           { accept },
         );
-        if (answer.status !== 200) throw new Error(`poll answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+        if (answer.status !== 200)
+          throw new Error(`poll answered ${answer.status}: ${JSON.stringify(answer.body)}`);
         records.push(...answer.body);
         return records.length >= count;
       },

@@ -1,0 +1,198 @@
+/**
+ * Push subscriptions under failure, with real sidecar processes in one consumer group: a SIGKILL
+ * mid-stream loses nothing (at least once, order per key), a SIGTERM drains without loss and
+ * without redelivering what was acknowledged.
+ *
+ * The SIGKILL test runs the 10,000 keyed records the issue asks for (about 18 s here, most of it the
+ * 10 s session timeout a killed member holds its partitions for); PUSH_KILL_RECORDS changes the
+ * count.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KafkaTestContext, uniqueName } from './helpers/kafka.js';
+import { startSidecarProcess, type SidecarProcess } from './helpers/sidecar-process.js';
+import { CleanupStack, waitFor } from './helpers/wait.js';
+
+const KILL_RECORDS = Number(process.env['PUSH_KILL_RECORDS'] ?? 10_000);
+
+interface CountingApp {
+  readonly url: string;
+  /** Deliveries per event id. */
+  readonly seen: Map<string, number>;
+  /** Per key, the sequence numbers in delivery order (duplicates included). */
+  readonly perKey: Map<string, number[]>;
+  deliveries: number;
+  close(): Promise<void>;
+}
+
+async function startCountingApp(): Promise<CountingApp> {
+  const app = {
+    url: '',
+    seen: new Map<string, number>(),
+    perKey: new Map<string, number[]>(),
+    deliveries: 0,
+    close: () => Promise.resolve(),
+  };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const event = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        id: string;
+        data: { key: string; seq: number };
+      };
+      app.deliveries += 1;
+      app.seen.set(event.id, (app.seen.get(event.id) ?? 0) + 1);
+      const list = app.perKey.get(event.data.key) ?? [];
+      list.push(event.data.seq);
+      app.perKey.set(event.data.key, list);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  app.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  app.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return app;
+}
+
+/** Per key, the first deliveries of each sequence number must come in increasing order. */
+function assertOrderPerKey(app: CountingApp): void {
+  for (const [key, seqs] of app.perKey) {
+    const firsts: number[] = [];
+    const seen = new Set<number>();
+    for (const seq of seqs) {
+      if (seen.has(seq)) continue;
+      seen.add(seq);
+      firsts.push(seq);
+    }
+    assert.deepEqual(
+      firsts,
+      [...firsts].sort((a, b) => a - b),
+      `order of key ${key}`,
+    );
+    for (let i = 0; i < seqs.length; i++) {
+      // A redelivery restarts from an earlier record, never skips one: seq n is preceded by n-1.
+      if (seqs[i] > 0)
+        assert.ok(seqs.slice(0, i).includes(seqs[i] - 1), `key ${key}: ${seqs[i]} before ${seqs[i] - 1}`);
+    }
+  }
+}
+
+describe('push subscriptions under failure (sidecar processes)', function () {
+  this.timeout(90_000);
+  const cleanup = new CleanupStack();
+  let kafka: KafkaTestContext;
+
+  before(async () => {
+    kafka = await KafkaTestContext.create();
+  });
+  after(() => kafka.close());
+  afterEach(async () => {
+    await cleanup.run();
+    await kafka.cleanup();
+  });
+
+  function sidecarConfig(app: CountingApp, topic: string, group: string) {
+    return {
+      admin: { port: 0, host: '127.0.0.1' },
+      ingress: { port: 0, host: '127.0.0.1', target: app.url },
+      egress: { enabled: false },
+      kafka: { bootstrap: kafka.brokers },
+      shutdown: { drainDelayMs: 0, timeoutMs: 15_000 },
+      log: { level: 'info' },
+      subscriptions: [
+        {
+          name: 'orders',
+          topics: [topic],
+          group,
+          path: '/events',
+          ordering: 'key',
+          maxConcurrency: 8,
+          autoOffsetReset: 'earliest',
+          commitIntervalMs: 200,
+        },
+      ],
+    };
+  }
+
+  async function startMember(config: unknown): Promise<SidecarProcess> {
+    const member = await startSidecarProcess(config, { startTimeoutMs: 30_000 });
+    cleanup.defer(() => member.cleanup());
+    return member;
+  }
+
+  /** Produces `count` records over `keys` keys (value: key and per-key sequence) in chunks. */
+  async function produceKeyed(topic: string, count: number, keys: number, chunk = 250): Promise<void> {
+    const producer = kafka.producer();
+    await producer.connect();
+    const next = new Map<string, number>();
+    for (let start = 0; start < count; start += chunk) {
+      const messages = [];
+      for (let i = start; i < Math.min(count, start + chunk); i++) {
+        const key = `key-${i % keys}`;
+        const seq = next.get(key) ?? 0;
+        next.set(key, seq + 1);
+        messages.push({ key, value: JSON.stringify({ key, seq }) });
+      }
+      await producer.send({ topic, messages, acks: -1 });
+    }
+  }
+
+  it(`loses nothing when one of two members is SIGKILLed mid-stream (${KILL_RECORDS} keyed records)`, async () => {
+    const topic = await kafka.createTopic(uniqueName('push-kill'), 6);
+    const group = uniqueName('push-kill-group');
+    const app = await startCountingApp();
+    cleanup.defer(() => app.close());
+    const config = sidecarConfig(app, topic, group);
+    const first = await startMember(config);
+    await startMember(config);
+    const producing = produceKeyed(topic, KILL_RECORDS, 50);
+    await waitFor(() => app.seen.size >= KILL_RECORDS / 4, {
+      timeoutMs: 30_000,
+      what: 'a quarter delivered',
+    });
+    first.proc.kill('SIGKILL');
+    assert.equal(await first.exited, 'SIGKILL');
+    await startMember(config); // restarted
+    await producing;
+    await waitFor(() => app.seen.size === KILL_RECORDS, {
+      timeoutMs: 60_000,
+      what: `all ${KILL_RECORDS} records delivered (have ${app.seen.size})`,
+    });
+    assertOrderPerKey(app);
+    const duplicates = app.deliveries - app.seen.size;
+    console.log(
+      `      SIGKILL: ${KILL_RECORDS} records, ${app.deliveries} deliveries, ${duplicates} duplicates`,
+    );
+  });
+
+  it('drains on SIGTERM under load: exits 0, loses nothing, redelivers nothing acknowledged', async () => {
+    const records = 2_000;
+    const topic = await kafka.createTopic(uniqueName('push-term'), 4);
+    const group = uniqueName('push-term-group');
+    const app = await startCountingApp();
+    cleanup.defer(() => app.close());
+    const config = sidecarConfig(app, topic, group);
+    const leaving = await startMember(config);
+    await startMember(config);
+    const producing = produceKeyed(topic, records, 40);
+    await waitFor(() => app.seen.size >= records / 4, { timeoutMs: 30_000, what: 'a quarter delivered' });
+    leaving.proc.kill('SIGTERM');
+    assert.equal(await leaving.exited, 0);
+    assert.ok(leaving.logs.some((line) => line.msg === 'subscription drained'));
+    await producing;
+    await waitFor(() => app.seen.size === records, {
+      timeoutMs: 30_000,
+      what: `all ${records} records delivered (have ${app.seen.size})`,
+    });
+    assertOrderPerKey(app);
+    const duplicates = app.deliveries - app.seen.size;
+    console.log(`      SIGTERM: ${records} records, ${app.deliveries} deliveries, ${duplicates} duplicates`);
+    assert.equal(duplicates, 0, 'a drained member commits every acknowledged record before leaving');
+  });
+});
