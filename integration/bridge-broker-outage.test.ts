@@ -3,15 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { pino } from 'pino';
 import { request } from 'undici';
-import { BridgeComponent } from '../bridge/bridge.js';
-import { validateConfig } from '../services/runtime/config.js';
-import { createMetrics } from '../services/runtime/metrics.js';
-import { startTelemetry } from '../services/runtime/telemetry.js';
 import { startLocalKafka, type LocalKafka } from '../scripts/kafka/local-kafka.js';
 import { freePort } from '../scripts/lib/ports.js';
 import { uniqueName } from './helpers/kafka.js';
+import { startTestBridge } from './helpers/bridge.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
 type Offsets = { offsets: { partition?: number; offset?: number; error_code?: number; message?: string }[] };
@@ -41,24 +37,10 @@ describe('bridge produce across a broker outage (dedicated real broker)', functi
     const topic = uniqueName('bridge-outage');
     await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
 
-    const telemetry = startTelemetry({ serviceName: 'outage-test', env: {} });
-    cleanup.defer(() => telemetry.shutdown());
-    const config = validateConfig({
-      kafka: { bootstrap: [broker.bootstrap] },
-      bridge: { enabled: true, port: 0, deliveryTimeoutMs: 6_000, producer: { retries: 2 } },
+    const { bridge } = await startTestBridge(cleanup, {
+      brokers: [broker.bootstrap],
+      bridge: { deliveryTimeoutMs: 6_000, producer: { retries: 2 } },
     });
-    const bridge = new BridgeComponent({
-      bridge: config.bridge,
-      kafka: config.kafka,
-      baseDir: process.cwd(),
-      version: 'test',
-      metrics: createMetrics(),
-      logger: pino({ level: 'silent' }),
-      tracer: telemetry.tracer,
-    });
-    await bridge.start();
-    cleanup.defer(() => bridge.stop());
-    await waitFor(() => bridge.readiness().ready, { timeoutMs: 20_000, what: 'bridge connected' });
 
     const produce = async (values: string[], key?: string) => {
       const res = await request(`${bridge.url}/topics/${topic}`, {

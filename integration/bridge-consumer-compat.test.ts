@@ -6,13 +6,9 @@
  * answer says so.
  */
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import { BridgeComponent } from '../bridge/bridge.js';
-import { validateConfig } from '../services/runtime/config.js';
-import { createMetrics } from '../services/runtime/metrics.js';
-import { startTelemetry } from '../services/runtime/telemetry.js';
 import { BridgeClient, type BridgeAnswer } from './helpers/bridge-consumer-client.js';
-import { getKafkaBootstrap, KafkaTestContext, uniqueName } from './helpers/kafka.js';
+import { KafkaTestContext, uniqueName } from './helpers/kafka.js';
+import { startTestBridge } from './helpers/bridge.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
 /** `{{topic}}`, `{{group}}` and `{{base}}` are filled in per run. */
@@ -263,24 +259,7 @@ describe('bridge pull consumers: Strimzi compatibility replay', function () {
   });
 
   it('answers the documented request sequence with the documented statuses and shapes', async () => {
-    const telemetry = startTelemetry({ serviceName: 'compat', inMemory: true, env: {} });
-    cleanup.defer(() => telemetry.shutdown());
-    const config = validateConfig({
-      kafka: { bootstrap: await getKafkaBootstrap() },
-      bridge: { enabled: true, port: 0 },
-    });
-    const bridge = new BridgeComponent({
-      bridge: config.bridge,
-      kafka: config.kafka,
-      baseDir: process.cwd(),
-      version: '0.0.0-test',
-      metrics: createMetrics(),
-      logger: pino({ level: 'silent' }),
-      tracer: telemetry.tracer,
-    });
-    await bridge.start();
-    cleanup.defer(() => bridge.stop());
-    await waitFor(() => bridge.readiness().ready, { timeoutMs: 20_000, what: 'bridge connected' });
+    const { bridge } = await startTestBridge(cleanup);
     const client = new BridgeClient(bridge.url);
     const topic = await kafka.createTopic(uniqueName('compat'), 1);
     const group = uniqueName('compat-group');

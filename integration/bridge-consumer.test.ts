@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { SpanKind } from '@opentelemetry/api';
-import { pino } from 'pino';
-import { BridgeComponent } from '../bridge/bridge.js';
-import { validateConfig } from '../services/runtime/config.js';
-import { createMetrics } from '../services/runtime/metrics.js';
-import { startTelemetry, type Telemetry } from '../services/runtime/telemetry.js';
+import type { BridgeComponent } from '../bridge/bridge.js';
+import type { Telemetry } from '../services/runtime/telemetry.js';
 import {
   BINARY_TYPE,
   BridgeClient,
@@ -13,6 +10,7 @@ import {
   type PolledRecord,
 } from './helpers/bridge-consumer-client.js';
 import { getKafkaBootstrap, KafkaTestContext, uniqueName } from './helpers/kafka.js';
+import { startTestBridge } from './helpers/bridge.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -46,24 +44,7 @@ describe('bridge pull consumers (real broker)', function () {
   });
 
   async function startBridge(bridgeConfig: Record<string, unknown> = {}): Promise<BridgeClient> {
-    telemetry = startTelemetry({ serviceName: 'bridge-consumer-test', inMemory: true, env: {} });
-    cleanup.defer(() => telemetry.shutdown());
-    const config = validateConfig({
-      kafka: { bootstrap },
-      bridge: { enabled: true, port: 0, ...bridgeConfig },
-    });
-    bridge = new BridgeComponent({
-      bridge: config.bridge,
-      kafka: config.kafka,
-      baseDir: process.cwd(),
-      version: '0.0.0-test',
-      metrics: createMetrics(),
-      logger: pino({ level: 'silent' }),
-      tracer: telemetry.tracer,
-    });
-    await bridge.start();
-    cleanup.defer(() => bridge.stop());
-    await waitFor(() => bridge.readiness().ready, { timeoutMs: 20_000, what: 'bridge connected' });
+    ({ bridge, telemetry } = await startTestBridge(cleanup, { bridge: bridgeConfig, brokers: bootstrap }));
     client = new BridgeClient(bridge.url);
     return client;
   }

@@ -4,12 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SpanKind } from '@opentelemetry/api';
 import { Partitioners } from 'kafkajs';
-import { pino } from 'pino';
 import { request } from 'undici';
-import { BridgeComponent } from '../bridge/bridge.js';
-import { validateConfig } from '../services/runtime/config.js';
-import { createMetrics, type MeshMetrics } from '../services/runtime/metrics.js';
-import { startTelemetry, type Telemetry } from '../services/runtime/telemetry.js';
+import type { BridgeComponent } from '../bridge/bridge.js';
+import type { MeshMetrics } from '../services/runtime/metrics.js';
+import type { Telemetry } from '../services/runtime/telemetry.js';
+import { startTestBridge } from './helpers/bridge.js';
 import { getKafkaBootstrap, KafkaTestContext, uniqueName } from './helpers/kafka.js';
 import { startSidecarProcess } from './helpers/sidecar-process.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
@@ -54,25 +53,11 @@ describe('bridge produce API (real broker)', function () {
     brokers = bootstrap,
     baseDir = process.cwd(),
   ) {
-    telemetry = startTelemetry({ serviceName: 'bridge-test', inMemory: true, env: {} });
-    cleanup.defer(() => telemetry.shutdown());
-    metrics = createMetrics();
-    const config = validateConfig({
-      kafka: { bootstrap: brokers },
-      bridge: { enabled: true, port: 0, deliveryTimeoutMs: 10_000, ...bridgeConfig },
-    });
-    bridge = new BridgeComponent({
-      bridge: config.bridge,
-      kafka: config.kafka,
+    ({ bridge, telemetry, metrics } = await startTestBridge(cleanup, {
+      bridge: { deliveryTimeoutMs: 10_000, ...bridgeConfig },
+      brokers,
       baseDir,
-      version: '0.0.0-test',
-      metrics,
-      logger: pino({ level: 'silent' }),
-      tracer: telemetry.tracer,
-    });
-    await bridge.start();
-    cleanup.defer(() => bridge.stop());
-    await waitFor(() => bridge.readiness().ready, { timeoutMs: 20_000, what: 'bridge producer connected' });
+    }));
     return bridge;
   }
 
