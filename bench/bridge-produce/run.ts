@@ -15,10 +15,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import { Pool, request } from 'undici';
+import { Pool } from 'undici';
 import { stringify } from 'yaml';
 import { startLocalKafka } from '../../scripts/kafka/local-kafka.js';
 import { freePort } from '../../scripts/lib/ports.js';
+import { percentile, waitUntilOk } from '../lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,26 +44,6 @@ interface Result {
   records: number;
   seconds: number;
   latenciesMs: number[];
-}
-
-/** Polls /readyz until 200 (the bridge's producer is connected), for at most 30 s. */
-async function waitUntilReady(url: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const res = await request(url);
-      await res.body.dump();
-      if (res.statusCode === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url} not ready within 30 s`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
 function makeBatch(seq: number): { key: string; value: string }[] {
@@ -143,10 +124,7 @@ async function main(): Promise<void> {
         stdio: ['ignore', 'inherit', 'inherit'],
       },
     );
-    const exited = new Promise<never>((_, reject) =>
-      sidecar!.once('exit', (code) => reject(new Error(`sidecar exited ${String(code)}`))),
-    );
-    await Promise.race([exited, waitUntilReady(`http://127.0.0.1:${adminPort}/readyz`)]);
+    await waitUntilOk(`http://127.0.0.1:${adminPort}/readyz`, 'sidecar', sidecar);
     const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
     const pool = new Pool(bridgeUrl, { connections: CONCURRENCY, pipelining: 1 });
     const produceOverRest = async (seq: number) => {

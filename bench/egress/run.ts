@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from '../../scripts/lib/ports.js';
+import { percentile, waitUntilOk } from '../lib.js';
 
 /** The part of autocannon's API used here (it ships no types). */
 interface AutocannonResult {
@@ -85,11 +86,6 @@ function median(measurements: readonly Measurement[]): Measurement {
   return { rps: of((m) => m.rps), p50: of((m) => m.p50), p99: of((m) => m.p99) };
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
 /**
  * One autocannon run. Latency percentiles come from autocannon's per-response times (sub-millisecond;
  * its own histogram keeps whole milliseconds, too coarse for what a proxy adds at 1,000 req/s).
@@ -109,20 +105,6 @@ async function load(url: string, options: { overallRate?: number }): Promise<Mea
   if (errors > 0) console.warn(`  ${url}: ${errors} errors/timeouts/non-2xx`);
   times.sort((a, b) => a - b);
   return { rps: result.requests.average, p50: percentile(times, 50), p99: percentile(times, 99) };
-}
-
-/** Polls `url` until it answers 2xx. */
-async function waitUntilOk(url: string, what: string, proc: ChildProcess): Promise<void> {
-  for (let i = 0; i < 300; i += 1) {
-    if (proc.exitCode !== null) throw new Error(`${what} exited with ${proc.exitCode}`);
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`${what} did not come up (${url})`);
 }
 
 function startBackend(): Promise<{ proc: ChildProcess; url: string }> {

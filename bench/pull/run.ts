@@ -16,10 +16,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import { Pool, request } from 'undici';
+import { Pool } from 'undici';
 import { stringify } from 'yaml';
 import { startLocalKafka } from '../../scripts/kafka/local-kafka.js';
 import { freePort } from '../../scripts/lib/ports.js';
+import { waitUntilOk } from '../lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,21 +36,6 @@ const PARTITIONS = Number(args.partitions);
 const ROUNDS = Number(args.rounds);
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const TOPIC = 'bench-pull';
-
-async function waitUntilReady(url: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      const res = await request(url);
-      await res.body.dump();
-      if (res.statusCode === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url} not ready within 60 s`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 async function fill(kafka: Kafka): Promise<void> {
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
@@ -179,10 +165,7 @@ async function main(): Promise<void> {
         stdio: ['ignore', 'inherit', 'inherit'],
       },
     );
-    const exited = new Promise<never>((_, reject) =>
-      sidecar!.once('exit', (code) => reject(new Error(`sidecar exited ${String(code)}`))),
-    );
-    await Promise.race([exited, waitUntilReady(`http://127.0.0.1:${adminPort}/readyz`)]);
+    await waitUntilOk(`http://127.0.0.1:${adminPort}/readyz`, 'sidecar', sidecar);
     const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
 
     const rows: { round: number; direct: number; sidecar: number }[] = [];

@@ -21,6 +21,7 @@ import { Pool } from 'undici';
 import { toCloudEvent } from '../../bridge/consumer/push/cloudevents.js';
 import { startSidecarProcess, type SidecarProcess } from '../../integration/helpers/sidecar-process.js';
 import { startLocalKafka } from '../../scripts/kafka/local-kafka.js';
+import { percentile } from '../lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -84,10 +85,6 @@ async function startApp() {
     counter,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
 async function waitUntil(probe: () => boolean, timeoutMs: number, what: string): Promise<void> {
