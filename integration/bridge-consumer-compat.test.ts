@@ -6,10 +6,10 @@
  * answer says so.
  */
 import assert from 'node:assert/strict';
-import { BridgeClient, type BridgeAnswer } from './helpers/bridge-consumer-client.js';
-import { KafkaTestContext, uniqueName } from './helpers/kafka.js';
+import { BridgeClient, type BridgeAnswer } from './helpers/bridge-client.js';
+import { kafkaSuite, uniqueName } from './helpers/kafka.js';
 import { startTestBridge } from './helpers/bridge.js';
-import { CleanupStack, waitFor } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
 
 /** `{{topic}}`, `{{group}}` and `{{base}}` are filled in per run. */
 interface Step {
@@ -246,22 +246,13 @@ function assertShape(actual: unknown, recorded: unknown, at: string): void {
 
 describe('bridge pull consumers: Strimzi compatibility replay', function () {
   this.timeout(90_000);
-  const cleanup = new CleanupStack();
-  let kafka: KafkaTestContext;
-
-  before(async () => {
-    kafka = await KafkaTestContext.create();
-  });
-  after(() => kafka.close());
-  afterEach(async () => {
-    await cleanup.run();
-    await kafka.cleanup();
-  });
+  const suite = kafkaSuite();
+  const { cleanup } = suite;
 
   it('answers the documented request sequence with the documented statuses and shapes', async () => {
     const { bridge } = await startTestBridge(cleanup);
     const client = new BridgeClient(bridge.url);
-    const topic = await kafka.createTopic(uniqueName('compat'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('compat'), 1);
     const group = uniqueName('compat-group');
     const vars = { topic, group, base: `/consumers/${group}/instances/consumer1` };
 

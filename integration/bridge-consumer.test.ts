@@ -8,10 +8,10 @@ import {
   JSON_TYPE,
   TEXT_TYPE,
   type PolledRecord,
-} from './helpers/bridge-consumer-client.js';
-import { getKafkaBootstrap, KafkaTestContext, uniqueName } from './helpers/kafka.js';
+} from './helpers/bridge-client.js';
+import { kafkaSuite, uniqueName } from './helpers/kafka.js';
 import { startTestBridge } from './helpers/bridge.js';
-import { CleanupStack, waitFor } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
@@ -26,25 +26,17 @@ interface ErrorBody {
 
 describe('bridge pull consumers (real broker)', function () {
   this.timeout(90_000);
-  const cleanup = new CleanupStack();
-  let kafka: KafkaTestContext;
-  let bootstrap: string[];
+  const suite = kafkaSuite();
+  const { cleanup } = suite;
   let telemetry: Telemetry;
   let bridge: BridgeComponent;
   let client: BridgeClient;
 
-  before(async () => {
-    kafka = await KafkaTestContext.create();
-    bootstrap = await getKafkaBootstrap();
-  });
-  after(() => kafka.close());
-  afterEach(async () => {
-    await cleanup.run();
-    await kafka.cleanup();
-  });
-
   async function startBridge(bridgeConfig: Record<string, unknown> = {}): Promise<BridgeClient> {
-    ({ bridge, telemetry } = await startTestBridge(cleanup, { bridge: bridgeConfig, brokers: bootstrap }));
+    ({ bridge, telemetry } = await startTestBridge(cleanup, {
+      bridge: bridgeConfig,
+      brokers: suite.kafka.brokers,
+    }));
     client = new BridgeClient(bridge.url);
     return client;
   }
@@ -68,14 +60,14 @@ describe('bridge pull consumers (real broker)', function () {
   }
 
   async function committed(group: string, topic: string): Promise<Record<number, number>> {
-    const admin = await kafka.admin();
+    const admin = await suite.kafka.admin();
     const [entry] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
     return Object.fromEntries(entry.partitions.map((p) => [p.partition, Number(p.offset)]));
   }
 
   it('creates, subscribes, polls, commits and deletes an instance', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-basic'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-basic'), 1);
     const group = uniqueName('pull-group');
     const created = await client.call<Created>(`/consumers/${group}`, {
       body: {
@@ -146,7 +138,7 @@ describe('bridge pull consumers (real broker)', function () {
 
   it('round-trips json, binary and text records with the produce API, headers base64', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-formats'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-formats'), 1);
     await produce(topic, JSON_TYPE, [
       { key: { id: 1 }, value: { items: ['x', 2, null] }, headers: [{ key: 'h', value: b64('one') }] },
     ]);
@@ -191,7 +183,7 @@ describe('bridge pull consumers (real broker)', function () {
 
   it('hands uncommitted records to a second instance of the group once the first is deleted', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-takeover'), 2);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-takeover'), 2);
     const group = uniqueName('pull-takeover-group');
     const values = Array.from({ length: 20 }, (_, i) => `v${i}`);
     await produce(
@@ -235,7 +227,7 @@ describe('bridge pull consumers (real broker)', function () {
 
   it('answers invalid requests with Strimzi-style statuses and error codes', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-errors'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-errors'), 1);
     const group = uniqueName('pull-errors-group');
     const unknownProperty = await client.call<ErrorBody>(`/consumers/${group}`, { body: { nmae: 'x' } });
     assert.equal(unknownProperty.status, 400);
@@ -296,7 +288,7 @@ describe('bridge pull consumers (real broker)', function () {
 
   it('honours max_bytes: fewer records per poll, 422 when the next record alone is larger', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-maxbytes'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-maxbytes'), 1);
     await produce(
       topic,
       TEXT_TYPE,
@@ -342,17 +334,20 @@ describe('bridge pull consumers (real broker)', function () {
       body: { name: 'f2' },
       headers: {
         'x-forwarded-proto': 'https',
-        'x-forwarded-host': 'kafka.example',
+        'x-forwarded-host': 'suite.kafka.example',
         'x-forwarded-prefix': '/bridge/',
       },
     });
-    assert.equal(xForwarded.body.base_uri, `https://kafka.example/bridge/consumers/${group}/instances/f2`);
+    assert.equal(
+      xForwarded.body.base_uri,
+      `https://suite.kafka.example/bridge/consumers/${group}/instances/f2`,
+    );
     cleanup.defer(() => client.call(`/consumers/${group}/instances/f2`, { method: 'DELETE' }));
   });
 
   it('seeks to an offset, the beginning and the end', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-seek'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-seek'), 1);
     await produce(
       topic,
       TEXT_TYPE,
@@ -407,14 +402,14 @@ describe('bridge pull consumers (real broker)', function () {
 
   it('reads explicitly assigned partitions without group management, from the group’s committed offsets', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-assign'), 3);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-assign'), 3);
     const group = uniqueName('pull-assign-group');
     await produce(
       topic,
       TEXT_TYPE,
       Array.from({ length: 12 }, (_, i) => ({ value: `p${i % 3}-${Math.floor(i / 3)}`, partition: i % 3 })),
     );
-    const admin = await kafka.admin();
+    const admin = await suite.kafka.admin();
     await admin.setOffsets({ groupId: group, topic, partitions: [{ partition: 1, offset: '2' }] });
 
     const base = await createInstance(group, {
@@ -472,7 +467,7 @@ describe('bridge pull consumers (real broker)', function () {
 
   it('bug: an instance deleted while its group join is in progress left a kafkajs consumer running', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-zombie'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-zombie'), 1);
     const group = uniqueName('pull-zombie-group');
     for (let i = 0; i < 3; i += 1) {
       const created = await client.call<Created>(`/consumers/${group}`, { body: { name: `z${i}` } });
@@ -486,7 +481,7 @@ describe('bridge pull consumers (real broker)', function () {
     await produce(topic, TEXT_TYPE, [{ value: 'reaches the live instance' }]);
     const records = await client.pollUntil(base, TEXT_TYPE, 1, { timeoutMs: 15_000 });
     assert.equal(records[0].value, 'reaches the live instance');
-    const admin = await kafka.admin();
+    const admin = await suite.kafka.admin();
     const {
       groups: [description],
     } = await admin.describeGroups([group]);
@@ -510,7 +505,7 @@ describe('bridge pull consumers (real broker)', function () {
 
   it('commits what an auto-commit instance handed out when the bridge drains', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-drain'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-drain'), 1);
     const group = uniqueName('pull-drain-group');
     await produce(
       topic,
@@ -528,7 +523,7 @@ describe('bridge pull consumers (real broker)', function () {
     // A poll waiting its full timeout would outlast this test's own timeout.
     this.timeout(30_000);
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-drain-poll'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-drain-poll'), 1);
     const base = await createInstance(uniqueName('pull-drain-poll-group'), {
       format: 'text',
       'consumer.request.timeout.ms': 120_000,
@@ -545,7 +540,7 @@ describe('bridge pull consumers (real broker)', function () {
 
   it('continues each polled record’s trace in a CONSUMER span', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('pull-trace'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('pull-trace'), 1);
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const answer = await client.call(`/topics/${topic}`, {
       contentType: TEXT_TYPE,

@@ -9,48 +9,37 @@ import type { BridgeComponent } from '../bridge/bridge.js';
 import type { MeshMetrics } from '../services/runtime/metrics.js';
 import type { Telemetry } from '../services/runtime/telemetry.js';
 import { startTestBridge } from './helpers/bridge.js';
-import { getKafkaBootstrap, KafkaTestContext, uniqueName } from './helpers/kafka.js';
+import {
+  BINARY_TYPE,
+  BridgeClient,
+  JSON_TYPE,
+  TEXT_TYPE,
+  type BridgeAnswer,
+} from './helpers/bridge-client.js';
+import { getKafkaBootstrap, kafkaSuite, KafkaTestContext, uniqueName } from './helpers/kafka.js';
 import { startSidecarProcess } from './helpers/sidecar-process.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
-const JSON_TYPE = 'application/vnd.kafka.json.v2+json';
-const BINARY_TYPE = 'application/vnd.kafka.binary.v2+json';
-const TEXT_TYPE = 'application/vnd.kafka.text.v2+json';
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: {
-    offsets?: { partition?: number; offset?: number; error_code?: number; message?: string }[];
-    error_code?: number;
-    message?: string;
-    validation_errors?: { path: string; message: string }[];
-  };
-}
+type AnswerBody = {
+  offsets?: { partition?: number; offset?: number; error_code?: number; message?: string }[];
+  error_code?: number;
+  message?: string;
+  validation_errors?: { path: string; message: string }[];
+};
 
 describe('bridge produce API (real broker)', function () {
   this.timeout(60_000);
-  const cleanup = new CleanupStack();
-  let kafka: KafkaTestContext;
+  const suite = kafkaSuite();
+  const { cleanup } = suite;
   let telemetry: Telemetry;
   let metrics: MeshMetrics;
   let bridge: BridgeComponent;
-  let bootstrap: string[];
-
-  before(async () => {
-    kafka = await KafkaTestContext.create();
-    bootstrap = await getKafkaBootstrap();
-  });
-  after(() => kafka.close());
-  afterEach(async () => {
-    await cleanup.run();
-    await kafka.cleanup();
-  });
 
   async function startBridge(
     bridgeConfig: Record<string, unknown> = {},
-    brokers = bootstrap,
+    brokers = suite.kafka.brokers,
     baseDir = process.cwd(),
   ) {
     ({ bridge, telemetry, metrics } = await startTestBridge(cleanup, {
@@ -61,34 +50,16 @@ describe('bridge produce API (real broker)', function () {
     return bridge;
   }
 
-  async function call(
+  function call(
     path: string,
     options: { method?: string; contentType?: string; body?: unknown; headers?: Record<string, string> } = {},
-  ): Promise<Answer> {
-    const res = await request(`${bridge.url}${path}`, {
-      method: (options.method ?? (options.body === undefined ? 'GET' : 'POST')) as 'GET',
-      headers: {
-        ...(options.contentType ? { 'content-type': options.contentType } : {}),
-        ...options.headers,
-      },
-      body:
-        options.body === undefined
-          ? undefined
-          : typeof options.body === 'string'
-            ? options.body
-            : JSON.stringify(options.body),
-    });
-    const text = await res.body.text();
-    return {
-      status: res.statusCode,
-      headers: res.headers,
-      body: text ? (JSON.parse(text) as Answer['body']) : {},
-    };
+  ): Promise<BridgeAnswer<AnswerBody>> {
+    return new BridgeClient(bridge.url).call<AnswerBody>(path, options);
   }
 
   it('produces json, binary and text records that an independent client reads back unchanged', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('bridge-formats'), 3);
+    const topic = await suite.kafka.createTopic(uniqueName('bridge-formats'), 3);
     const json = await call(`/topics/${topic}`, {
       contentType: JSON_TYPE,
       body: {
@@ -116,8 +87,8 @@ describe('bridge produce API (real broker)', function () {
     });
     assert.equal(text.status, 200, JSON.stringify(text.body));
 
-    const records = await kafka.readTopic(topic, 5);
-    assert.equal(await kafka.recordCount(topic), 5);
+    const records = await suite.kafka.readTopic(topic, 5);
+    assert.equal(await suite.kafka.recordCount(topic), 5);
     const byValue = (value: string | null) => records.find((r) => (r.value?.toString() ?? null) === value)!;
     const first = byValue(JSON.stringify({ order: 1, items: ['a'] }));
     assert.equal(first.key!.toString(), JSON.stringify({ id: 1 }));
@@ -142,7 +113,7 @@ describe('bridge produce API (real broker)', function () {
 
   it('puts the same key on the same partition as any Kafka client (murmur2)', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('bridge-keys'), 5);
+    const topic = await suite.kafka.createTopic(uniqueName('bridge-keys'), 5);
     const keys = Array.from({ length: 20 }, (_, i) => `customer-${i}`);
     const answer = await call(`/topics/${topic}`, {
       contentType: TEXT_TYPE,
@@ -179,8 +150,8 @@ describe('bridge produce API (real broker)', function () {
         properties: { id: { type: 'integer' }, note: { type: 'string' } },
       }),
     );
-    await startBridge({ topics: { [topic]: { schema: 'order.schema.json' } } }, bootstrap, dir);
-    await kafka.createTopic(topic, 1);
+    await startBridge({ topics: { [topic]: { schema: 'order.schema.json' } } }, suite.kafka.brokers, dir);
+    await suite.kafka.createTopic(topic, 1);
     const bad = await call(`/topics/${topic}`, {
       contentType: JSON_TYPE,
       body: { records: [{ value: { id: 1 } }, { value: { id: 'two' } }, { value: { id: 3, extra: true } }] },
@@ -192,18 +163,18 @@ describe('bridge produce API (real broker)', function () {
       bad.body.validation_errors!.map((e) => e.path),
       ['/records/1/value/id', '/records/2/value'],
     );
-    assert.equal(await kafka.recordCount(topic), 0);
+    assert.equal(await suite.kafka.recordCount(topic), 0);
     const good = await call(`/topics/${topic}`, {
       contentType: JSON_TYPE,
       body: { records: [{ value: { id: 1, note: 'ok' } }] },
     });
     assert.equal(good.status, 200);
-    assert.equal(await kafka.recordCount(topic), 1);
+    assert.equal(await suite.kafka.recordCount(topic), 1);
   });
 
   it('answers a repeated Idempotency-Key with the first result and produces once', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('bridge-idem'), 2);
+    const topic = await suite.kafka.createTopic(uniqueName('bridge-idem'), 2);
     const body = {
       records: [
         { key: 'a', value: 1 },
@@ -219,7 +190,7 @@ describe('bridge produce API (real broker)', function () {
     assert.equal(first.status, 200);
     assert.deepEqual(concurrent.body, first.body);
     assert.deepEqual(later.body, first.body);
-    assert.equal(await kafka.recordCount(topic), 2);
+    assert.equal(await suite.kafka.recordCount(topic), 2);
     const other = await call(`/topics/${topic}`, {
       contentType: JSON_TYPE,
       body: { records: [{ value: 3 }] },
@@ -227,12 +198,12 @@ describe('bridge produce API (real broker)', function () {
     });
     assert.equal(other.status, 422);
     assert.match(other.body.message!, /Idempotency-Key was already used with a different request/);
-    assert.equal(await kafka.recordCount(topic), 2);
+    assert.equal(await suite.kafka.recordCount(topic), 2);
   });
 
   it('answers unknown topics, unknown partitions, bad bodies and content types with Strimzi-style errors', async () => {
     await startBridge({ maxBodyBytes: 2048 });
-    const topic = await kafka.createTopic(uniqueName('bridge-errors'), 2);
+    const topic = await suite.kafka.createTopic(uniqueName('bridge-errors'), 2);
     const unknownTopic = await call(`/topics/${uniqueName('missing')}`, {
       contentType: JSON_TYPE,
       body: { records: [{ value: 1 }] },
@@ -252,7 +223,7 @@ describe('bridge produce API (real broker)', function () {
     assert.equal(unknownPartition.status, 404);
     assert.equal(unknownPartition.body.offsets![0].partition, 0);
     assert.equal(unknownPartition.body.offsets![1].error_code, 40402);
-    assert.equal(await kafka.recordCount(topic), 1);
+    assert.equal(await suite.kafka.recordCount(topic), 1);
 
     const misplaced = await call(`/topics/${topic}/partitions/1`, {
       contentType: JSON_TYPE,
@@ -299,12 +270,12 @@ describe('bridge produce API (real broker)', function () {
     });
     assert.equal(tooLarge.status, 413);
     assert.equal(tooLarge.body.error_code, 41301);
-    assert.equal(await kafka.recordCount(topic), 1, 'no bad request produced anything');
+    assert.equal(await suite.kafka.recordCount(topic), 1, 'no bad request produced anything');
   });
 
   it('answers 429 with Retry-After over the in-flight byte limit', async () => {
     await startBridge({ maxInFlightBytes: 16 });
-    const topic = await kafka.createTopic(uniqueName('bridge-pressure'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('bridge-pressure'), 1);
     const answer = await call(`/topics/${topic}`, {
       contentType: JSON_TYPE,
       body: { records: [{ value: 'more than sixteen bytes' }] },
@@ -312,12 +283,12 @@ describe('bridge produce API (real broker)', function () {
     assert.equal(answer.status, 429);
     assert.equal(answer.body.error_code, 42901);
     assert.equal(answer.headers['retry-after'], '1');
-    assert.equal(await kafka.recordCount(topic), 0);
+    assert.equal(await suite.kafka.recordCount(topic), 0);
   });
 
   it('serves topic metadata like the Strimzi bridge', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('bridge-meta'), 2);
+    const topic = await suite.kafka.createTopic(uniqueName('bridge-meta'), 2);
     await call(`/topics/${topic}/partitions/1`, {
       contentType: TEXT_TYPE,
       body: { records: [{ value: 'a' }, { value: 'b' }] },
@@ -356,7 +327,7 @@ describe('bridge produce API (real broker)', function () {
 
   it('writes a PRODUCER span, child of the request span, into every record’s traceparent', async () => {
     await startBridge();
-    const topic = await kafka.createTopic(uniqueName('bridge-trace'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('bridge-trace'), 1);
     const traceId = '0af7651916cd43dd8448eb211c80319c';
     const answer = await call(`/topics/${topic}`, {
       contentType: JSON_TYPE,
@@ -376,7 +347,7 @@ describe('bridge produce API (real broker)', function () {
     assert.equal(producer.attributes['messaging.system'], 'kafka');
     assert.equal(producer.attributes['messaging.destination.name'], topic);
     assert.equal(producer.attributes['messaging.batch.message_count'], 2);
-    const records = await kafka.readTopic(topic, 2);
+    const records = await suite.kafka.readTopic(topic, 2);
     for (const record of records) {
       assert.equal(
         record.headers!.traceparent!.toString(),

@@ -10,9 +10,9 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KafkaTestContext, uniqueName } from './helpers/kafka.js';
+import { kafkaSuite, uniqueName } from './helpers/kafka.js';
 import { startSidecarProcess, type SidecarProcess } from './helpers/sidecar-process.js';
-import { CleanupStack, waitFor } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
 
 const KILL_RECORDS = Number(process.env['PUSH_KILL_RECORDS'] ?? 10_000);
 
@@ -89,24 +89,15 @@ function assertOrderPerKey(app: CountingApp): void {
 
 describe('push subscriptions under failure (sidecar processes)', function () {
   this.timeout(90_000);
-  const cleanup = new CleanupStack();
-  let kafka: KafkaTestContext;
-
-  before(async () => {
-    kafka = await KafkaTestContext.create();
-  });
-  after(() => kafka.close());
-  afterEach(async () => {
-    await cleanup.run();
-    await kafka.cleanup();
-  });
+  const suite = kafkaSuite();
+  const { cleanup } = suite;
 
   function sidecarConfig(app: CountingApp, topic: string, group: string, path = '/events') {
     return {
       admin: { port: 0, host: '127.0.0.1' },
       ingress: { port: 0, host: '127.0.0.1', target: app.url },
       egress: { enabled: false },
-      kafka: { bootstrap: kafka.brokers },
+      kafka: { bootstrap: suite.kafka.brokers },
       shutdown: { drainDelayMs: 0, timeoutMs: 15_000 },
       log: { level: 'info' },
       subscriptions: [
@@ -132,7 +123,7 @@ describe('push subscriptions under failure (sidecar processes)', function () {
 
   /** Produces `count` records over `keys` keys (value: key and per-key sequence) in chunks. */
   async function produceKeyed(topic: string, count: number, keys: number, chunk = 250): Promise<void> {
-    const producer = kafka.producer();
+    const producer = suite.kafka.producer();
     await producer.connect();
     const next = new Map<string, number>();
     for (let start = 0; start < count; start += chunk) {
@@ -148,7 +139,7 @@ describe('push subscriptions under failure (sidecar processes)', function () {
   }
 
   it(`loses nothing when one of two members is SIGKILLed mid-stream (${KILL_RECORDS} keyed records)`, async () => {
-    const topic = await kafka.createTopic(uniqueName('push-kill'), 6);
+    const topic = await suite.kafka.createTopic(uniqueName('push-kill'), 6);
     const group = uniqueName('push-kill-group');
     const app = await startCountingApp();
     cleanup.defer(() => app.close());
@@ -177,7 +168,7 @@ describe('push subscriptions under failure (sidecar processes)', function () {
 
   it('drains on SIGTERM under load: exits 0, loses nothing, redelivers nothing the drained member acknowledged', async () => {
     const records = 2_000;
-    const topic = await kafka.createTopic(uniqueName('push-term'), 4);
+    const topic = await suite.kafka.createTopic(uniqueName('push-term'), 4);
     const group = uniqueName('push-term-group');
     const app = await startCountingApp();
     cleanup.defer(() => app.close());

@@ -12,25 +12,16 @@ import { validateConfig } from '../services/runtime/config.js';
 import { createMetrics } from '../services/runtime/metrics.js';
 import { startTelemetry } from '../services/runtime/telemetry.js';
 import { Sidecar } from '../services/sidecar/sidecar.js';
-import { KafkaTestContext, uniqueName } from './helpers/kafka.js';
-import { CleanupStack, waitFor } from './helpers/wait.js';
+import { kafkaSuite, uniqueName } from './helpers/kafka.js';
+import { waitFor } from './helpers/wait.js';
 
 describe('push subscriptions: one trace across Kafka', function () {
   this.timeout(60_000);
-  const cleanup = new CleanupStack();
-  let kafka: KafkaTestContext;
-
-  before(async () => {
-    kafka = await KafkaTestContext.create();
-  });
-  after(() => kafka.close());
-  afterEach(async () => {
-    await cleanup.run();
-    await kafka.cleanup();
-  });
+  const suite = kafkaSuite();
+  const { cleanup } = suite;
 
   it('carries the caller trace id through ingress, the app, the bridge, Kafka and the push delivery', async () => {
-    const topic = await kafka.createTopic(uniqueName('push-trace'), 1);
+    const topic = await suite.kafka.createTopic(uniqueName('push-trace'), 1);
     let bridgeUrl = '';
     const seen: { path: string; headers: IncomingHttpHeaders; body: string }[] = [];
     // The app: POST /orders produces through the bridge, continuing the traceparent it was given
@@ -71,7 +62,7 @@ describe('push subscriptions: one trace across Kafka', function () {
       admin: { enabled: false },
       ingress: { host: '127.0.0.1', port: 0, target: appUrl },
       egress: { enabled: false },
-      kafka: { bootstrap: kafka.brokers },
+      kafka: { bootstrap: suite.kafka.brokers },
       bridge: { enabled: true, port: 0 },
       shutdown: { drainDelayMs: 0, timeoutMs: 5_000 },
       subscriptions: [

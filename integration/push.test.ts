@@ -13,8 +13,8 @@ import { SubscriptionsComponent } from '../bridge/consumer/push/component.js';
 import { validateConfig } from '../services/runtime/config.js';
 import { createMetrics, type MeshMetrics } from '../services/runtime/metrics.js';
 import { startTelemetry, type Telemetry } from '../services/runtime/telemetry.js';
-import { KafkaTestContext, uniqueName } from './helpers/kafka.js';
-import { CleanupStack, waitFor } from './helpers/wait.js';
+import { kafkaSuite, uniqueName } from './helpers/kafka.js';
+import { waitFor } from './helpers/wait.js';
 
 interface Delivery {
   readonly headers: IncomingHttpHeaders;
@@ -87,19 +87,10 @@ const uniqueIds = (app: TestApp) => new Set(events(app).map((e) => e.id));
 
 describe('push subscriptions (real broker)', function () {
   this.timeout(60_000);
-  const cleanup = new CleanupStack();
-  let kafka: KafkaTestContext;
+  const suite = kafkaSuite();
+  const { cleanup } = suite;
   let telemetry: Telemetry | undefined;
   let metrics: MeshMetrics;
-
-  before(async () => {
-    kafka = await KafkaTestContext.create();
-  });
-  after(() => kafka.close());
-  afterEach(async () => {
-    await cleanup.run();
-    await kafka.cleanup();
-  });
 
   async function startSubscriptions(target: string, subscriptions: Record<string, unknown>[]) {
     // A second component in the same test (another group member) shares the telemetry.
@@ -112,7 +103,7 @@ describe('push subscriptions (real broker)', function () {
     }
     metrics = createMetrics();
     const config = validateConfig({
-      kafka: { bootstrap: kafka.brokers },
+      kafka: { bootstrap: suite.kafka.brokers },
       ingress: { target },
       subscriptions: subscriptions.map((s) => ({ autoOffsetReset: 'earliest', commitIntervalMs: 100, ...s })),
     });
@@ -133,14 +124,14 @@ describe('push subscriptions (real broker)', function () {
   }
 
   async function produce(topic: string, messages: Message[]) {
-    const producer = kafka.producer();
+    const producer = suite.kafka.producer();
     await producer.connect();
     await producer.send({ topic, messages, acks: -1 });
   }
 
   /** Committed offsets of `group` on `topic`, by partition (-1: nothing committed). */
   async function committed(group: string, topic: string): Promise<Record<number, number>> {
-    const [entry] = await (await kafka.admin()).fetchOffsets({ groupId: group, topics: [topic] });
+    const [entry] = await (await suite.kafka.admin()).fetchOffsets({ groupId: group, topics: [topic] });
     return Object.fromEntries(entry.partitions.map((p) => [p.partition, Number(p.offset)]));
   }
 
@@ -160,7 +151,7 @@ describe('push subscriptions (real broker)', function () {
 
   it('delivers records as CloudEvents with the trace context, in partition order, and commits them', async () => {
     const { topic, group, name } = names();
-    await kafka.createTopic(topic, 3);
+    await suite.kafka.createTopic(topic, 3);
     const app = await startApp(() => ({ status: 200, body: { ok: true }, delayMs: 2 }));
     cleanup.defer(() => app.close());
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -209,7 +200,7 @@ describe('push subscriptions (real broker)', function () {
     await waitFor(
       async () => {
         const offsets = await committed(group, topic);
-        const ends = await (await kafka.admin()).fetchTopicOffsets(topic);
+        const ends = await (await suite.kafka.admin()).fetchTopicOffsets(topic);
         return ends.every((end) => offsets[end.partition] === Number(end.high));
       },
       { what: 'every offset committed' },
@@ -232,7 +223,7 @@ describe('push subscriptions (real broker)', function () {
 
   it('retries 503 and RETRY answers, then succeeds', async () => {
     const { topic, group, name } = names();
-    await kafka.createTopic(topic, 1);
+    await suite.kafka.createTopic(topic, 1);
     const attempts = new Map<string, number>();
     const app = await startApp((delivery) => {
       const id = (delivery.body as Event).id;
@@ -265,8 +256,8 @@ describe('push subscriptions (real broker)', function () {
   it('writes a 400-answered record to the dead-letter topic with its key, value, headers and mesh.* headers', async () => {
     const { topic, group, name } = names();
     const dlq = `${topic}.dlq`;
-    await kafka.createTopic(topic, 1);
-    await kafka.createTopic(dlq, 1);
+    await suite.kafka.createTopic(topic, 1);
+    await suite.kafka.createTopic(dlq, 1);
     const app = await startApp((delivery) =>
       (delivery.body as Event).data === 'bad' ? { status: 400 } : { status: 204 },
     );
@@ -277,7 +268,7 @@ describe('push subscriptions (real broker)', function () {
       { key: 'k3', value: 'good' },
     ]);
     await startSubscriptions(app.url, [{ name, group, topics: [topic], deadLetterTopic: dlq }]);
-    const [dead] = await kafka.readTopic(dlq, 1);
+    const [dead] = await suite.kafka.readTopic(dlq, 1);
     assert.equal(dead.key!.toString(), 'k2');
     assert.equal(dead.value!.toString(), 'bad');
     const header = (key: string) => dead.headers![key]!.toString();
@@ -291,7 +282,7 @@ describe('push subscriptions (real broker)', function () {
     await waitFor(async () => (await committed(group, topic))[0] === 3, {
       what: 'commit past the dead letter',
     });
-    assert.equal(await kafka.recordCount(dlq), 1);
+    assert.equal(await suite.kafka.recordCount(dlq), 1);
     assert.equal(
       await metricValue('mesh_subscription_deliveries_total', { subscription: name, result: 'dead_letter' }),
       1,
@@ -301,7 +292,7 @@ describe('push subscriptions (real broker)', function () {
 
   it('blocks at a poison record without a dead-letter topic and never commits past it', async () => {
     const { topic, group, name } = names();
-    await kafka.createTopic(topic, 1);
+    await suite.kafka.createTopic(topic, 1);
     let poisonAttempts = 0;
     const app = await startApp((delivery) => {
       if ((delivery.body as Event).data !== 'bad') return { status: 204 };
@@ -333,7 +324,7 @@ describe('push subscriptions (real broker)', function () {
 
   it('pauses while the app is down, commits nothing, and delivers everything once it is back', async () => {
     const { topic, group, name } = names();
-    await kafka.createTopic(topic, 2);
+    await suite.kafka.createTopic(topic, 2);
     const app = await startApp();
     await app.close(); // the port is known and refuses connections now
     cleanup.defer(() => app.close().catch(() => undefined));
@@ -372,7 +363,7 @@ describe('push subscriptions (real broker)', function () {
 
   it('key ordering delivers keys in parallel, each key in order, within the concurrency cap', async () => {
     const { topic, group, name } = names();
-    await kafka.createTopic(topic, 1);
+    await suite.kafka.createTopic(topic, 1);
     const app = await startApp(() => ({ status: 204, delayMs: 15 }));
     cleanup.defer(() => app.close());
     await produce(
@@ -401,7 +392,7 @@ describe('push subscriptions (real broker)', function () {
 
   it('commits what a member finished before a rebalance takes its partitions (no redelivery)', async () => {
     const { topic, group, name } = names();
-    await kafka.createTopic(topic, 4);
+    await suite.kafka.createTopic(topic, 4);
     const app = await startApp(() => ({ status: 204, delayMs: 5 }));
     cleanup.defer(() => app.close());
     await produce(
@@ -419,7 +410,7 @@ describe('push subscriptions (real broker)', function () {
 
   it('batch mode delivers CloudEvents batches and retries only the events answered RETRY', async () => {
     const { topic, group, name } = names();
-    await kafka.createTopic(topic, 1);
+    await suite.kafka.createTopic(topic, 1);
     const retried = new Set<string>();
     const app = await startApp((delivery) => {
       const batch = delivery.body as Event[];

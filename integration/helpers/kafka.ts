@@ -24,7 +24,7 @@ import {
   type ProducerConfig,
 } from 'kafkajs';
 import { startLocalKafka } from '../../scripts/kafka/local-kafka.js';
-import { waitFor } from './wait.js';
+import { CleanupStack, waitFor } from './wait.js';
 
 /** Confluent Platform 7.9.x ships Apache Kafka 3.9, the version the local broker pins. */
 const CONTAINER_IMAGE = process.env['KAFKA_TEST_IMAGE'] ?? 'confluentinc/cp-kafka:7.9.1';
@@ -302,4 +302,29 @@ export async function createTopic(name: string, partitions = 1): Promise<string>
 export async function deleteCreatedTopics(): Promise<void> {
   if (!defaultContext) return;
   await (await defaultContext).deleteCreatedTopics();
+}
+
+/**
+ * Registers the hooks every broker-backed suite needs and returns what its tests use: a Kafka test
+ * context made before the suite (closed after it) and a cleanup stack run after each test, before
+ * the context deletes that test's topics and groups. Call it at the top of a `describe`.
+ */
+export function kafkaSuite(): { readonly cleanup: CleanupStack; readonly kafka: KafkaTestContext } {
+  const cleanup = new CleanupStack();
+  let kafka: KafkaTestContext | undefined;
+  before(async () => {
+    kafka = await KafkaTestContext.create();
+  });
+  after(() => kafka?.close());
+  afterEach(async () => {
+    await cleanup.run();
+    await kafka?.cleanup();
+  });
+  return {
+    cleanup,
+    get kafka() {
+      if (!kafka) throw new Error('kafkaSuite(): the Kafka context exists only inside hooks and tests');
+      return kafka;
+    },
+  };
 }

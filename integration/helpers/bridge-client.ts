@@ -22,7 +22,7 @@ export interface PolledRecord {
   headers?: { key: string; value: string }[];
 }
 
-/** A tiny HTTP client for the bridge's REST API, as a Strimzi bridge client would use it. */
+/** A tiny HTTP client for the bridge's REST API (produce, metadata, consumers), as a Strimzi bridge client would use it. */
 export class BridgeClient {
   constructor(readonly baseUrl: string) {}
 
