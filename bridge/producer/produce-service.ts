@@ -235,6 +235,7 @@ export class ProduceService {
           partitions.find((p) => p.partitionId === partition)?.leader ??
           -1,
         classifyError: (err) => this.classifySendError(topic, err),
+        leadersChanged: () => metadata.invalidate(topic),
       });
       this.senders.set(topic, sender);
     }

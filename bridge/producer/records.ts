@@ -81,7 +81,8 @@ export function decodeRecords(
     const at = `/records/${index}`;
     const key = encodeField(format, record.key, `${at}/key`, errors);
     const value = encodeField(format, record.value, `${at}/value`, errors);
-    const headers: IHeaders = {};
+    // No prototype: header keys such as "__proto__" or "constructor" are ordinary Kafka header keys.
+    const headers = Object.create(null) as IHeaders;
     let bytes = (key?.length ?? 0) + (value?.length ?? 0);
     (record.headers ?? []).forEach((header, headerIndex) => {
       const headerValue = decodeBase64(header.value, `${at}/headers/${headerIndex}/value`, errors);

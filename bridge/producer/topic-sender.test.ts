@@ -30,13 +30,25 @@ class ManualProducer {
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
+async function waitForSends(producer: ManualProducer, count: number): Promise<void> {
+  for (let i = 0; i < 200 && producer.sends.length < count; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  assert.equal(producer.sends.length, count);
+}
 const record = (value: string, partition = 0) => ({ message: { value }, partition, bytes: value.length });
 const values = (send: { record: ProducerRecord }) =>
   send.record.messages.map((m) => `${String(m.value)}@${m.partition}`);
 
 function topicSender(
   producer: ManualProducer,
-  options: { maxBatchRecords?: number; maxBatchBytes?: number; leaders?: Record<number, number> } = {},
+  options: {
+    maxBatchRecords?: number;
+    maxBatchBytes?: number;
+    leaders?: Record<number, number>;
+    retriable?: boolean;
+    onLeadersChanged?: () => void;
+  } = {},
 ) {
   return new TopicSender({
     producer: producer as unknown as Producer,
@@ -46,6 +58,9 @@ function topicSender(
     maxBatchBytes: options.maxBatchBytes ?? 1_000_000,
     leaderOf: (partition) => options.leaders?.[partition] ?? 1,
     classifyError: (err) => new MeshError('MESH_KAFKA_UNAVAILABLE', (err as Error).message),
+    isRetriable: () => options.retriable ?? false,
+    retryBackoffMs: { initial: 1, max: 5 },
+    ...(options.onLeadersChanged ? { leadersChanged: options.onLeadersChanged } : {}),
   });
 }
 
@@ -142,5 +157,53 @@ describe('TopicSender', () => {
     await settle();
     producer.sends[1].resolve({ 0: 5 });
     assert.deepEqual(await next.answers, [{ partition: 0, offset: 5 }]);
+  });
+
+  it('after a retriable failure sends the same records again, one partition per request, until acknowledged', async () => {
+    const producer = new ManualProducer();
+    let leadersChanged = 0;
+    const sender = topicSender(producer, { retriable: true, onLeadersChanged: () => (leadersChanged += 1) });
+    const sent = sender.send([record('a', 0), record('b', 1), record('c', 0)], new AbortController().signal);
+    await settle();
+    assert.deepEqual(values(producer.sends[0]), ['a@0', 'b@1', 'c@0'], 'one request for the leader');
+    producer.sends[0].reject(new Error('leader moved'));
+    await waitForSends(producer, 3);
+    assert.equal(leadersChanged, 1);
+    assert.deepEqual(producer.sends.slice(1).map(values), [['a@0', 'c@0'], ['b@1']], 'the very same records');
+    producer.sends[1].resolve({ 0: 40 });
+    producer.sends[2].reject(new Error('still electing'));
+    await waitForSends(producer, 4);
+    assert.deepEqual(values(producer.sends[3]), ['b@1']);
+    producer.sends[3].resolve({ 1: 7 });
+    assert.deepEqual(await sent.answers, [
+      { partition: 0, offset: 40 },
+      { partition: 1, offset: 7 },
+      { partition: 0, offset: 41 },
+    ]);
+    // For a while after a failure, sends stay one partition per request.
+    const next = sender.send([record('d', 0), record('e', 1)], new AbortController().signal);
+    await waitForSends(producer, 6);
+    assert.deepEqual(producer.sends.slice(4).map(values), [['d@0'], ['e@1']]);
+    producer.sends[4].resolve({ 0: 42 });
+    producer.sends[5].resolve({ 1: 8 });
+    assert.equal((await next.answers).length, 2);
+  });
+
+  it('stops retrying once every record of the send is past its deadline', async () => {
+    const producer = new ManualProducer();
+    const sender = topicSender(producer, { retriable: true });
+    const deadline = new AbortController();
+    const sent = sender.send([record('a')], deadline.signal);
+    await settle();
+    producer.sends[0].reject(new Error('broker gone'));
+    await waitForSends(producer, 2);
+    deadline.abort();
+    const [answer] = await sent.answers;
+    assert.match((answer as { error: MeshError }).error.message, /may or may not have been written/);
+    producer.sends[1].reject(new Error('broker gone'));
+    const [final] = await sent.final;
+    assert.equal((final as { error: MeshError }).error.message, 'broker gone');
+    await sender.whenIdle();
+    assert.equal(producer.sends.length, 2, 'no send after the deadline');
   });
 });

@@ -1,5 +1,6 @@
 import type { CompressionTypes, Message, Producer } from 'kafkajs';
 import { MeshError } from '../../services/runtime/errors.js';
+import { isRetriableKafkaError } from '../kafka/errors.js';
 
 /** What became of one record: its offset, or why it was not acknowledged. */
 export type RecordOutcome = { partition: number; offset: number } | { partition: number; error: MeshError };
@@ -8,6 +9,8 @@ interface Pending {
   readonly message: Message;
   readonly partition: number;
   readonly bytes: number;
+  /** The delivery deadline of the request the record came with. */
+  readonly deadline: AbortSignal;
   state: 'queued' | 'sending' | 'done';
   /** Resolves the answer the client gets, at the latest at the deadline. */
   answer(outcome: RecordOutcome): void;
@@ -37,6 +40,14 @@ export interface TopicSenderOptions {
   readonly leaderOf: (partition: number) => number;
   /** Maps a failed send to the error its records report (unknown partition, Kafka unavailable). */
   readonly classifyError: (err: unknown) => MeshError;
+  /** Called after a retriable failure: the partition leaders may have moved (refresh `leaderOf`). */
+  readonly leadersChanged?: () => void;
+  /** After a retriable failure, how long records go out one partition per request. Default 30 s. */
+  readonly settleMs?: number;
+  /** Whether a failed send may be sent again (default: broker gone, leader moved, timeout). */
+  readonly isRetriable?: (err: unknown) => boolean;
+  /** Waits between two sends of the same records: 100 ms doubling, capped (tests shorten it). */
+  readonly retryBackoffMs?: { readonly initial: number; readonly max: number };
 }
 
 /**
@@ -47,10 +58,20 @@ export interface TopicSenderOptions {
  * cycle starts when the last one has ended: that keeps every partition in order through retries
  * of the idempotent producer (kafkajs allows one idempotent request per broker in flight anyway),
  * and records that arrive meanwhile go out together, so batches grow with load on their own.
+ *
+ * Leader changes: a send that fails with a retriable error (broker gone, leader moved, not enough
+ * replicas, timeout) is sent again, with the same records, until the delivery deadline of its
+ * requests has passed; the idempotent producer reuses the sequence numbers of a failed send, so the
+ * broker drops a copy it had already written. Retries, and every send for `settleMs` after one, go
+ * one partition per request: while leaders move, kafkajs may split a multi-partition send over two
+ * brokers, and when one half is written and the other fails it throws without saying which, while
+ * a single-partition send is all or nothing.
  */
 export class TopicSender {
   private readonly queue: Pending[] = [];
   private sending = false;
+  /** Until when sends go one partition per request (set by a retriable failure). */
+  private settlingUntil = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly options: TopicSenderOptions) {}
@@ -82,6 +103,7 @@ export class TopicSender {
         message,
         partition,
         bytes,
+        deadline,
         state: 'queued',
         answer,
         settle: (outcome) => {
@@ -152,17 +174,51 @@ export class TopicSender {
   }
 
   private async sendCycle(cycle: Pending[]): Promise<void> {
-    const byLeader = new Map<number, Pending[]>();
-    for (const pending of cycle) {
-      const leader = this.options.leaderOf(pending.partition);
-      let group = byLeader.get(leader);
-      if (!group) byLeader.set(leader, (group = []));
-      group.push(pending);
-    }
-    await Promise.all([...byLeader.values()].map((group) => this.sendRequest(group)));
+    const settling = Date.now() < this.settlingUntil;
+    const groups = groupBy(cycle, (pending) =>
+      settling ? pending.partition : this.options.leaderOf(pending.partition),
+    );
+    await Promise.all(groups.map((group) => this.sendGroup(group)));
   }
 
-  private async sendRequest(group: Pending[]): Promise<void> {
+  /** Sends a group once; after a retriable failure, sends its partitions again one by one. */
+  private async sendGroup(group: Pending[]): Promise<void> {
+    const failure = await this.sendRequest(group);
+    if (failure === undefined) return;
+    if (!this.mayRetry(failure, group)) return this.fail(group, failure);
+    this.settlingUntil = Date.now() + (this.options.settleMs ?? 30_000);
+    this.options.leadersChanged?.();
+    const partitions = groupBy(group, (pending) => pending.partition);
+    await Promise.all(partitions.map((records) => this.retryPartition(records)));
+  }
+
+  /** Sends the records of one partition again, while the failure is retriable and a deadline is ahead. */
+  private async retryPartition(group: Pending[]): Promise<void> {
+    const { initial, max } = this.options.retryBackoffMs ?? { initial: 100, max: 1_000 };
+    for (let attempt = 0; ; attempt += 1) {
+      await waitOrDeadline(Math.min(max, initial * 2 ** Math.min(attempt, 16)), group);
+      const failure = await this.sendRequest(group);
+      if (failure === undefined) return;
+      if (!this.mayRetry(failure, group)) return this.fail(group, failure);
+    }
+  }
+
+  /**
+   * Retriable, and some record still has a client waiting for its answer: records whose deadline
+   * passed were answered "may or may not have been written" and settle with the last send.
+   */
+  private mayRetry(failure: unknown, group: readonly Pending[]): boolean {
+    const isRetriable = this.options.isRetriable ?? isRetriableKafkaError;
+    return isRetriable(failure) && group.some((pending) => !pending.deadline.aborted);
+  }
+
+  private fail(group: readonly Pending[], failure: unknown): void {
+    const error = this.options.classifyError(failure);
+    for (const pending of group) pending.settle({ partition: pending.partition, error });
+  }
+
+  /** One send of the records; settles them when acknowledged, else returns the failure. */
+  private async sendRequest(group: Pending[]): Promise<unknown> {
     const { producer, topic, compression } = this.options;
     try {
       const acknowledged = await producer.send({
@@ -185,11 +241,39 @@ export class TopicSender {
         nextIndex.set(pending.partition, index + 1);
         pending.settle({ partition: pending.partition, offset: base + index });
       }
+      return undefined;
     } catch (err) {
-      const error = this.options.classifyError(err);
-      for (const pending of group) pending.settle({ partition: pending.partition, error });
+      return err ?? new Error('send failed');
     }
   }
+}
+
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => number): T[][] {
+  const groups = new Map<number, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = []));
+    group.push(item);
+  }
+  return [...groups.values()];
+}
+
+/** Sleeps `ms`, or less once every record's deadline has passed. */
+function waitOrDeadline(ms: number, group: readonly Pending[]): Promise<void> {
+  return new Promise((resolve) => {
+    const live = group.filter((pending) => !pending.deadline.aborted);
+    const done = () => {
+      clearTimeout(timer);
+      for (const pending of live) pending.deadline.removeEventListener('abort', check);
+      resolve();
+    };
+    const check = () => {
+      if (live.every((pending) => pending.deadline.aborted)) done();
+    };
+    const timer = setTimeout(done, ms);
+    for (const pending of live) pending.deadline.addEventListener('abort', check, { once: true });
+  });
 }
 
 function notSent(): MeshError {

@@ -126,7 +126,7 @@ async function closeServer(server: Server): Promise<void> {
  * the caller gets a clear error instead of a broker that dies with BindException. All servers
  * stay open until every port is known, so two free picks can never be the same port.
  */
-async function reservePorts(requested: number[]): Promise<number[]> {
+export async function reservePorts(requested: number[]): Promise<number[]> {
   const held: Server[] = [];
   try {
     const ports: number[] = [];
@@ -149,17 +149,43 @@ async function reservePorts(requested: number[]): Promise<number[]> {
 }
 
 /** Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 chars). */
-function randomClusterId(): string {
+export function randomClusterId(): string {
   return randomBytes(16).toString('base64url');
 }
 
 /** Java .properties values treat backslashes as escapes (matters for Windows paths). */
-function propertyValue(value: string): string {
+export function propertyValue(value: string): string {
   return value.replaceAll('\\', '\\\\');
 }
 
-function serverProperties(port: number, controllerPort: number, logDirs: string): string {
-  const settings: Record<string, string | number | boolean> = {
+export type KafkaProperties = Record<string, string | number | boolean>;
+
+/** `key=value` lines of a server.properties file. */
+export function propertiesText(settings: KafkaProperties): string {
+  return (
+    Object.entries(settings)
+      .map(([key, value]) => `${key}=${String(value)}`)
+      .join('\n') + '\n'
+  );
+}
+
+/** What every local node shares: small thread pools, fast group joins, explicit topics only. */
+export const COMMON_NODE_SETTINGS: KafkaProperties = {
+  'group.initial.rebalance.delay.ms': 0,
+  'auto.create.topics.enable': false,
+  'delete.topic.enable': true,
+  'num.network.threads': 2,
+  'num.io.threads': 2,
+  'background.threads': 2,
+  'num.recovery.threads.per.data.dir': 1,
+  'log.cleaner.threads': 1,
+  'log.cleaner.dedupe.buffer.size': 8 * 1024 * 1024,
+  'broker.heartbeat.interval.ms': 500,
+  'broker.session.timeout.ms': 9000,
+};
+
+function serverProperties(port: number, controllerPort: number, logDirs: string): KafkaProperties {
+  const settings: KafkaProperties = {
     'process.roles': 'broker,controller',
     'node.id': 1,
     'controller.quorum.voters': `1@${HOST}:${controllerPort}`,
@@ -195,11 +221,7 @@ function serverProperties(port: number, controllerPort: number, logDirs: string)
     'broker.heartbeat.interval.ms': 500,
     'broker.session.timeout.ms': 9000,
   };
-  return (
-    Object.entries(settings)
-      .map(([key, value]) => `${key}=${String(value)}`)
-      .join('\n') + '\n'
-  );
+  return settings;
 }
 
 function log4jProperties(logFile: string): string {
@@ -242,7 +264,7 @@ function jvmOptions(log4jFile: string, dataDir: string, maxHeap: string): string
   ];
 }
 
-async function tailOfFile(file: string, lines = LOG_TAIL_LINES): Promise<string> {
+export async function tailOfFile(file: string, lines = LOG_TAIL_LINES): Promise<string> {
   try {
     const text = await readFile(file, 'utf8');
     return text.trimEnd().split('\n').slice(-lines).join('\n');
@@ -251,17 +273,25 @@ async function tailOfFile(file: string, lines = LOG_TAIL_LINES): Promise<string>
   }
 }
 
-async function formatStorage(libsDir: string, dataDir: string, propertiesFile: string, log4jFile: string) {
+async function formatStorage(
+  libsDir: string,
+  dataDir: string,
+  propertiesFile: string,
+  log4jFile: string,
+  clusterId = randomClusterId(),
+  extraArgs: readonly string[] = [],
+) {
   const args = [
     ...jvmOptions(log4jFile, dataDir, '256m'),
     '-cp',
     join(libsDir, '*'),
     'kafka.tools.StorageTool',
     'format',
-    '--cluster-id',
-    randomClusterId(),
+    // One argument: a URL-safe base64 id may start with '-', which would read as an option.
+    `--cluster-id=${clusterId}`,
     '--config',
     propertiesFile,
+    ...extraArgs,
   ];
   const format = spawn(javaExecutable(), args, { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -411,7 +441,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** One real round trip: create (or find) the probe topic and produce a record to it. */
-async function probeBroker(bootstrap: string): Promise<void> {
+export async function probeBroker(bootstrap: string): Promise<void> {
   const kafka = new Kafka({
     clientId: 'local-kafka-ready-probe',
     brokers: [bootstrap],
@@ -436,109 +466,141 @@ async function probeBroker(bootstrap: string): Promise<void> {
   }
 }
 
-function describeError(error: unknown): string {
+export function describeError(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
-async function waitUntilReady(
+export interface RunningNode {
+  readonly child: ChildProcess;
+  readonly logFile: string;
+}
+
+/** Probes `bootstrap` until it serves a create-topic + produce round trip; fails early if a node died. */
+export async function waitUntilReady(
   bootstrap: string,
-  child: ChildProcess,
-  logFile: string,
+  nodes: RunningNode | readonly RunningNode[],
   timeoutMs: number,
+  probe: (bootstrap: string) => Promise<void> = probeBroker,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const all = Array.isArray(nodes) ? (nodes as readonly RunningNode[]) : [nodes as RunningNode];
   let lastError: unknown;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      const how = child.signalCode ?? `code ${String(child.exitCode)}`;
-      throw new Error(
-        `Kafka broker exited (${how}) before it was ready. Log tail (${logFile}):\n` +
-          (await tailOfFile(logFile)),
-      );
+    for (const { child, logFile } of all) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        const how = child.signalCode ?? `code ${String(child.exitCode)}`;
+        throw new Error(
+          `Kafka broker exited (${how}) before it was ready. Log tail (${logFile}):\n` +
+            (await tailOfFile(logFile)),
+        );
+      }
     }
     try {
-      await probeBroker(bootstrap);
+      await probe(bootstrap);
       return;
     } catch (error) {
       lastError = error;
     }
     if (Date.now() >= deadline) {
+      const tails = await Promise.all(all.map(({ logFile }) => tailOfFile(logFile, 30)));
       throw new Error(
-        `Kafka broker at ${bootstrap} not ready after ${timeoutMs} ms (last probe error: ` +
-          `${describeError(lastError)}). Log tail (${logFile}):\n${await tailOfFile(logFile)}`,
+        `Kafka at ${bootstrap} not ready after ${timeoutMs} ms (last probe error: ` +
+          `${describeError(lastError)}). Log tail (${all.map((n) => n.logFile).join(', ')}):\n${tails.join('\n---\n')}`,
       );
     }
     await delay(200);
   }
 }
 
-/** Formats storage if needed, spawns `kafka.Kafka` and resolves once it serves produce requests. */
-export async function startLocalKafka(options: StartLocalKafkaOptions = {}): Promise<LocalKafka> {
+export interface LaunchKafkaNodeOptions {
+  /** The node's directory: server.properties, log4j.properties and (unless `logDirs` is set) its data. */
+  readonly dataDir: string;
+  /** Full server.properties content (`log.dirs` included). */
+  readonly properties: KafkaProperties;
+  /** Defaults to `<dataDir>/server.log`. */
+  readonly logFile?: string;
+  /** Cluster id for formatting; nodes of one cluster share it. Default: a random one. */
+  readonly clusterId?: string;
+  /** More `kafka-storage format` arguments (e.g. `--add-scram ...`). */
+  readonly formatArgs?: readonly string[];
+  readonly maxHeap?: string;
+  /** Let the broker outlive this process (CLI use). */
+  readonly detached?: boolean;
+  /** Removed by stop(), and by the watchdog if this process dies (temp dirs). */
+  readonly removeOnStop?: string;
+}
+
+export interface KafkaNodeProcess extends RunningNode {
+  readonly pid: number;
+  /** SIGTERM, then SIGKILL after the grace period. Idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL now and wait for the exit (a crash, for failover tests). Keeps the data dir. */
+  kill(): Promise<void>;
+  /** Releases the exit hook and watchdog, so a detached broker lives on. */
+  disown(): void;
+}
+
+/**
+ * Writes the node's config, formats its storage if it has none yet, and spawns `kafka.Kafka`
+ * (owned by this process: killed when it exits, see `own`). Does not wait for readiness.
+ */
+export async function launchKafkaNode(options: LaunchKafkaNodeOptions): Promise<KafkaNodeProcess> {
   const libsDir = await ensureKafkaJars();
-  const [port, controllerPort] = await reservePorts([options.port ?? 0, options.controllerPort ?? 0]);
-  if (port === undefined || controllerPort === undefined) throw new Error('port reservation failed');
-
-  const ownsDataDir = options.dataDir === undefined;
-  const dataDir = ownsDataDir
-    ? await mkdtemp(join(tmpdir(), 'mesh-sidecar-kafka-'))
-    : resolve(options.dataDir as string);
+  const { dataDir } = options;
   const logFile = resolve(options.logFile ?? join(dataDir, 'server.log'));
-  const removeOwnedDataDir = async () => {
-    if (ownsDataDir) await rm(dataDir, { recursive: true, force: true });
-  };
+  await mkdir(dataDir, { recursive: true });
+  await mkdir(dirname(logFile), { recursive: true });
+  const propertiesFile = join(dataDir, 'server.properties');
+  const log4jFile = join(dataDir, 'log4j.properties');
+  const logDirs = String(options.properties['log.dirs']);
+  // Regenerated on every start: ports may differ between runs of a persistent --dir.
+  await writeFile(propertiesFile, propertiesText(options.properties));
+  await writeFile(log4jFile, log4jProperties(logFile));
+  // A reused dir keeps its cluster id and data; re-formatting it would be refused anyway.
+  if (!existsSync(join(logDirs, 'meta.properties'))) {
+    await formatStorage(libsDir, dataDir, propertiesFile, log4jFile, options.clusterId, options.formatArgs);
+  }
 
+  // A file, not a pipe, for stdout/stderr: nothing in this process has to drain it, and the
+  // broker keeps a valid stdout after a detached start's parent has exited.
+  const logFd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    await mkdir(dataDir, { recursive: true });
-    await mkdir(dirname(logFile), { recursive: true });
-    const propertiesFile = join(dataDir, 'server.properties');
-    const logDirs = join(dataDir, 'kraft-logs');
-    const log4jFile = join(dataDir, 'log4j.properties');
-    // Regenerated on every start: ports may differ between runs of a persistent --dir.
-    await writeFile(propertiesFile, serverProperties(port, controllerPort, logDirs));
-    await writeFile(log4jFile, log4jProperties(logFile));
-    // A reused --dir keeps its cluster id and data; re-formatting it would be refused anyway.
-    if (!existsSync(join(logDirs, 'meta.properties'))) {
-      await formatStorage(libsDir, dataDir, propertiesFile, log4jFile);
-    }
-
-    // A file, not a pipe, for stdout/stderr: nothing in this process has to drain it, and the
-    // broker keeps a valid stdout after a detached start's parent has exited.
-    const logFd = openSync(logFile, 'a');
-    try {
-      child = spawn(
-        javaExecutable(),
-        [...jvmOptions(log4jFile, dataDir, '512m'), '-cp', join(libsDir, '*'), 'kafka.Kafka', propertiesFile],
-        { cwd: dataDir, stdio: ['ignore', logFd, logFd], detached: options.detached ?? false },
-      );
-    } finally {
-      closeSync(logFd);
-    }
-  } catch (error) {
-    await removeOwnedDataDir();
-    throw error;
+    child = spawn(
+      javaExecutable(),
+      [
+        ...jvmOptions(log4jFile, dataDir, options.maxHeap ?? '512m'),
+        '-cp',
+        join(libsDir, '*'),
+        'kafka.Kafka',
+        propertiesFile,
+      ],
+      { cwd: dataDir, stdio: ['ignore', logFd, logFd], detached: options.detached ?? false },
+    );
+  } finally {
+    closeSync(logFd);
   }
 
   const spawnError = new Promise<never>((_, rejectSpawn) => child.once('error', rejectSpawn));
   const pid = await Promise.race([
     spawnError,
     new Promise<number>((resolveSpawn) => child.once('spawn', () => resolveSpawn(child.pid as number))),
-  ]).catch(async (error: unknown) => {
-    await removeOwnedDataDir();
+  ]).catch((error: unknown) => {
     throw new Error(`could not start ${javaExecutable()}: ${describeError(error)}`);
   });
   spawnError.catch(() => {}); // Only relevant before 'spawn'.
   // After 'spawn', 'error' only reports a failed kill(); stop() notices the broker is still
   // alive by itself, and an 'error' without a listener would crash this process instead.
   child.on('error', () => {});
-
   // Never let the broker alone keep a test run or the CLI alive: stop() or the exit hook ends it.
   child.unref();
   // Even a detached broker is owned until it is ready, so Ctrl-C during startup cannot orphan it.
-  const dataDirToRemove = ownsDataDir ? dataDir : undefined;
-  own(pid, { child, watchdog: spawnWatchdog(pid, dataDirToRemove), dataDirToRemove });
+  own(pid, {
+    child,
+    watchdog: spawnWatchdog(pid, options.removeOnStop),
+    dataDirToRemove: options.removeOnStop,
+  });
 
-  const bootstrap = `${HOST}:${port}`;
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -547,20 +609,66 @@ export async function startLocalKafka(options: StartLocalKafkaOptions = {}): Pro
       } finally {
         disown(pid);
       }
-      await removeOwnedDataDir();
+      if (options.removeOnStop) await rm(options.removeOnStop, { recursive: true, force: true });
     })();
     return stopping;
   };
+  const kill = async (): Promise<void> => {
+    try {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        if (!(await waitForChildExit(child, KILL_WAIT_MS)))
+          throw new Error(`broker pid ${pid} survived SIGKILL`);
+      }
+    } finally {
+      disown(pid);
+    }
+  };
+  return { pid, child, logFile, stop, kill, disown: () => disown(pid) };
+}
 
+/** Formats storage if needed, spawns `kafka.Kafka` and resolves once it serves produce requests. */
+export async function startLocalKafka(options: StartLocalKafkaOptions = {}): Promise<LocalKafka> {
+  const [port, controllerPort] = await reservePorts([options.port ?? 0, options.controllerPort ?? 0]);
+  if (port === undefined || controllerPort === undefined) throw new Error('port reservation failed');
+
+  const ownsDataDir = options.dataDir === undefined;
+  const dataDir = ownsDataDir
+    ? await mkdtemp(join(tmpdir(), 'mesh-sidecar-kafka-'))
+    : resolve(options.dataDir as string);
+  let node: KafkaNodeProcess;
   try {
-    await waitUntilReady(bootstrap, child, logFile, options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+    const logDirs = join(dataDir, 'kraft-logs');
+    node = await launchKafkaNode({
+      dataDir,
+      properties: serverProperties(port, controllerPort, logDirs),
+      ...(options.logFile === undefined ? {} : { logFile: options.logFile }),
+      ...(options.detached === undefined ? {} : { detached: options.detached }),
+      ...(ownsDataDir ? { removeOnStop: dataDir } : {}),
+    });
   } catch (error) {
-    await stop().catch(() => {});
+    if (ownsDataDir) await rm(dataDir, { recursive: true, force: true });
     throw error;
   }
-  if (options.detached) disown(pid);
 
-  return { bootstrap, port, controllerPort, dataDir, logFile, pid, stop };
+  const bootstrap = `${HOST}:${port}`;
+  try {
+    await waitUntilReady(bootstrap, node, options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+  } catch (error) {
+    await node.stop().catch(() => {});
+    throw error;
+  }
+  if (options.detached) node.disown();
+
+  return {
+    bootstrap,
+    port,
+    controllerPort,
+    dataDir,
+    logFile: node.logFile,
+    pid: node.pid,
+    stop: () => node.stop(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
