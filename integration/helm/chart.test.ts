@@ -135,11 +135,13 @@ describe('helm chart helm/mesh-sidecar', function () {
       const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
       assert.deepEqual(kinds, [
         'ConfigMap/orders',
+        'ConfigMap/orders-dashboard',
         'ConfigMap/orders-reloader',
         'Deployment/orders',
         'HorizontalPodAutoscaler/orders',
         'NetworkPolicy/orders',
         'PodDisruptionBudget/orders',
+        'PrometheusRule/orders',
         'Service/orders',
         'Service/orders-metrics',
         'ServiceAccount/orders',

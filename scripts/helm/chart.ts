@@ -174,7 +174,7 @@ const models: Record<string, ModelFactory> = {
  * Custom resources kubernetes-models has no schema for (@kubernetes-models/prometheus-operator is
  * not installed): only their basic shape is checked.
  */
-const shapeOnly = new Set(['monitoring.coreos.com/v1/ServiceMonitor']);
+const shapeOnly = new Set(['monitoring.coreos.com/v1/ServiceMonitor', 'monitoring.coreos.com/v1/PrometheusRule']);
 
 /**
  * Validates one rendered object against the Kubernetes API schema of its kind and returns the
