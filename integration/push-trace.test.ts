@@ -109,8 +109,16 @@ describe('push subscriptions: one trace across Kafka', function () {
     assert.deepEqual(event.data, { order: 1 });
     assert.equal(event.traceparent.split('-')[1], traceId, 'Kafka record header');
 
-    await telemetry.forceFlush();
-    const spans = telemetry.memoryExporter!.getFinishedSpans();
+    // The CONSUMER span ends once the sidecar has read the app's answer, a moment after the app saw
+    // the request.
+    const spans = await waitFor(
+      async () => {
+        await telemetry.forceFlush();
+        const finished = telemetry.memoryExporter!.getFinishedSpans();
+        return finished.some((s) => s.kind === SpanKind.CONSUMER) && finished;
+      },
+      { what: 'the CONSUMER span finished' },
+    );
     for (const kind of [SpanKind.SERVER, SpanKind.PRODUCER, SpanKind.CONSUMER]) {
       const span = spans.find((s) => s.kind === kind);
       assert.ok(span, `a ${SpanKind[kind]} span`);

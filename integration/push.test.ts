@@ -92,7 +92,11 @@ describe('push subscriptions (real broker)', function () {
   let telemetry: Telemetry | undefined;
   let metrics: MeshMetrics;
 
-  async function startSubscriptions(target: string, subscriptions: Record<string, unknown>[]) {
+  async function startSubscriptions(
+    target: string,
+    subscriptions: Record<string, unknown>[],
+    prefetch?: { records?: number; bytes?: number },
+  ) {
     // A second component in the same test (another group member) shares the telemetry.
     if (!telemetry) {
       telemetry = startTelemetry({ serviceName: 'push-test', inMemory: true, env: {} });
@@ -116,6 +120,7 @@ describe('push subscriptions (real broker)', function () {
       tracer: telemetry.tracer,
       sessionTimeoutMs: 6_000,
       lagIntervalMs: 200,
+      ...(prefetch ? { prefetch } : {}),
     });
     await component.start();
     cleanup.defer(() => component.stop());
@@ -406,6 +411,124 @@ describe('push subscriptions (real broker)', function () {
     await startSubscriptions(app.url, [{ ...subscription, name: `${name}-2` }]);
     await waitFor(() => uniqueIds(app).size === 400, { timeoutMs: 30_000, what: 'all 400 delivered' });
     assert.equal(events(app).length, 400, 'no record delivered twice');
+  });
+
+  it('prefetch: the app going down mid-stream with a full queue commits nothing past the first undelivered record, and everything arrives after recovery', async () => {
+    const { topic, group, name } = names();
+    await suite.kafka.createTopic(topic, 1);
+    const answered = new Set<number>();
+    let down = false;
+    const app: TestApp = await startApp((delivery) => {
+      const offset = Number((delivery.body as Event).kafkaoffset);
+      if (!down && offset === 9) {
+        // The app dies while answering offset 9: that request and everything after it fail.
+        down = true;
+        setImmediate(() => void app.close());
+        return { status: 204, delayMs: 1_000 };
+      }
+      if (!down) answered.add(offset);
+      return { status: 204 };
+    });
+    cleanup.defer(() => app.close().catch(() => undefined));
+    await produce(
+      topic,
+      Array.from({ length: 60 }, (_, i) => ({ key: `k${i % 7}`, value: JSON.stringify({ seq: i }) })),
+    );
+    // A queue of 5 with a backlog of 60: the queue is full whenever the app is slower than the fetch.
+    await startSubscriptions(
+      app.url,
+      [{ name, group, topics: [topic], retry: { maxAttempts: 3, initialBackoffMs: 20, maxBackoffMs: 200 } }],
+      { records: 5 },
+    );
+    await waitFor(() => down, { what: 'the app going down at offset 9' });
+    await waitFor(
+      async () => (await metricValue('mesh_subscription_paused_partitions', { subscription: name })) >= 1,
+      { what: 'the partition paused' },
+    );
+    const firstUndelivered = Math.min(
+      ...Array.from({ length: 60 }, (_, i) => i).filter((i) => !answered.has(i)),
+    );
+    assert.equal(firstUndelivered, 9);
+    // Watch the committed offset while the app stays down (several resume attempts fail meanwhile).
+    let highestCommitted = -1;
+    let probes = 0;
+    await waitFor(
+      async () => {
+        highestCommitted = Math.max(highestCommitted, (await committed(group, topic))[0]);
+        probes += 1;
+        return probes >= 20;
+      },
+      { intervalMs: 50, what: 'probes of the committed offset' },
+    );
+    assert.ok(
+      highestCommitted <= firstUndelivered,
+      `committed ${highestCommitted} while offset ${firstUndelivered} was not delivered`,
+    );
+    const deliveredWhileDown = new Set(events(app).map((e) => Number(e.kafkaoffset)));
+    assert.ok(![...deliveredWhileDown].some((o) => o > 9), 'nothing past the failed record was sent');
+
+    const before = app.deliveries.length;
+    await app.listen();
+    await waitFor(() => uniqueIds(app).size === 60, {
+      timeoutMs: 20_000,
+      what: 'all 60 delivered after recovery',
+    });
+    await waitFor(async () => (await committed(group, topic))[0] === 60, { what: 'all 60 committed' });
+    // After recovery the partition is delivered from offset 9 on, in order, with no gap.
+    const after = app.deliveries.slice(before).map((d) => Number((d.body as Event).kafkaoffset));
+    assert.deepEqual(
+      [...new Set(after)],
+      Array.from({ length: 51 }, (_, i) => i + 9),
+    );
+  });
+
+  it('prefetch: a rebalance that revokes a partition with records queued loses nothing and commits them before it leaves', async () => {
+    const { topic, group, name } = names();
+    await suite.kafka.createTopic(topic, 2);
+    const app = await startApp(() => ({ status: 204, delayMs: 3 }));
+    cleanup.defer(() => app.close());
+    // ~20 KB values: kafkajs fetches ~50 of them per partition and round, so the member prefetches
+    // (hands records to the queue and fetches again) instead of waiting for each batch.
+    const filler = 'x'.repeat(20_000);
+    for (let start = 0; start < 300; start += 30) {
+      await produce(
+        topic,
+        Array.from({ length: 30 }, (_, i) => ({
+          key: `k${(start + i) % 10}`,
+          value: JSON.stringify({ seq: start + i, filler }),
+        })),
+      );
+    }
+    const subscription = { name, group, topics: [topic], commitIntervalMs: 60_000, commitRecords: 100_000 };
+    await startSubscriptions(app.url, [subscription], { records: 100 });
+    await waitFor(() => uniqueIds(app).size >= 40, { what: 'the first member under way' });
+    await startSubscriptions(app.url, [{ ...subscription, name: `${name}-2` }], { records: 100 });
+    await waitFor(() => uniqueIds(app).size === 300, { timeoutMs: 30_000, what: 'all 300 delivered' });
+    await waitFor(
+      async () => Object.values(await committed(group, topic)).reduce((a, b) => a + b, 0) === 300,
+      { what: 'all 300 committed' },
+    );
+    // Per partition, the first delivery of each offset comes in offset order.
+    const firsts = new Map<number, number[]>();
+    const seen = new Set<string>();
+    for (const event of events(app)) {
+      if (seen.has(event.id)) continue;
+      seen.add(event.id);
+      firsts.set(event.kafkapartition, [
+        ...(firsts.get(event.kafkapartition) ?? []),
+        Number(event.kafkaoffset),
+      ]);
+    }
+    for (const offsets of firsts.values())
+      assert.deepEqual(
+        offsets,
+        [...offsets].sort((a, b) => a - b),
+      );
+    assert.equal(
+      events(app).length,
+      300,
+      'no record delivered twice: the revoked member committed before it left',
+    );
   });
 
   it('batch mode delivers CloudEvents batches and retries only the events answered RETRY', async () => {

@@ -10,6 +10,7 @@
  * request in flight per partition (the sidecar's `partition` ordering), and commit after delivery.
  *
  *   npx tsx bench/push/run.ts [--records N] [--batch-records N] [--partitions N] [--rate N] [--seconds N]
+ *                             [--baseline-json stringify|fast]
  *
  * Not part of `npm test`; numbers from a noisy 2-core machine are compared within one run only.
  */
@@ -18,7 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners, type Consumer, type KafkaMessage } from 'kafkajs';
 import { Pool } from 'undici';
-import { toCloudEvent } from '../../bridge/consumer/push/cloudevents.js';
+import { cloudEventJson, toCloudEvent } from '../../bridge/consumer/push/cloudevents.js';
 import { startSidecarProcess, type SidecarProcess } from '../../integration/helpers/sidecar-process.js';
 import { startLocalKafka } from '../../scripts/kafka/local-kafka.js';
 import { percentile } from '../lib.js';
@@ -31,6 +32,9 @@ const { values: args } = parseArgs({
     'max-batch': { type: 'string', default: '100' },
     rate: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '5' },
+    // `stringify` (the yardstick of issue 7): JSON.stringify(toCloudEvent(...)); `fast`: the
+    // sidecar's own serializer (cloudEventJson), for a baseline doing the same work per record.
+    'baseline-json': { type: 'string', default: 'stringify' },
   },
 });
 const RECORDS = Number(args.records);
@@ -39,6 +43,7 @@ const PARTITIONS = Number(args.partitions);
 const MAX_BATCH = Number(args['max-batch']);
 const RATE = Number(args.rate);
 const SECONDS = Number(args.seconds);
+const FAST_BASELINE = args['baseline-json'] === 'fast';
 
 type Mode = 'single' | 'batch';
 interface Counter {
@@ -115,7 +120,10 @@ async function startInProcessConsumer(
     await res.body.dump();
     if (res.statusCode >= 300) throw new Error(`app answered ${res.statusCode}`);
   };
-  const event = (partition: number, message: KafkaMessage) => toCloudEvent({ topic, partition, message });
+  const event = (partition: number, message: KafkaMessage) =>
+    FAST_BASELINE
+      ? cloudEventJson({ topic, partition, message })
+      : JSON.stringify(toCloudEvent({ topic, partition, message }));
   let joined!: () => void;
   const joinedPromise = new Promise<void>((resolve) => (joined = resolve));
   consumer.on(consumer.events.GROUP_JOIN, () => joined());
@@ -125,14 +133,14 @@ async function startInProcessConsumer(
       const { batch } = payload;
       if (mode === 'single') {
         for (const message of batch.messages) {
-          await post(JSON.stringify(event(batch.partition, message)), 'application/cloudevents+json');
+          await post(event(batch.partition, message), 'application/cloudevents+json');
           payload.resolveOffset(message.offset);
         }
       } else {
         for (let i = 0; i < batch.messages.length; i += MAX_BATCH) {
           const chunk = batch.messages.slice(i, i + MAX_BATCH);
           await post(
-            JSON.stringify(chunk.map((m) => event(batch.partition, m))),
+            `[${chunk.map((m) => event(batch.partition, m)).join(',')}]`,
             'application/cloudevents-batch+json',
           );
           payload.resolveOffset(chunk.at(-1)!.offset);
@@ -287,7 +295,7 @@ async function main(): Promise<void> {
       return (sidecar.recordsPerSecond / direct.recordsPerSecond).toFixed(2);
     };
     const lines = [
-      `bench/push — ${new Date().toISOString()}, ${PARTITIONS} partitions, backlog ${RECORDS} (single) / ${BATCH_RECORDS} (batch, maxBatch ${MAX_BATCH}) records of ~200 B, latency at ${RATE} records/s for ${SECONDS} s, Kafka ${broker.bootstrap} (local)`,
+      `bench/push — ${new Date().toISOString()}, baseline JSON ${FAST_BASELINE ? 'cloudEventJson' : 'JSON.stringify(toCloudEvent)'}, ${PARTITIONS} partitions, backlog ${RECORDS} (single) / ${BATCH_RECORDS} (batch, maxBatch ${MAX_BATCH}) records of ~200 B, latency at ${RATE} records/s for ${SECONDS} s, Kafka ${broker.bootstrap} (local)`,
       '',
       '| mode | path | records/s | e2e p50 ms | e2e p99 ms |',
       '|---|---|---|---|---|',

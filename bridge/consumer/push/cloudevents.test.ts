@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import type { KafkaMessage } from 'kafkajs';
-import { toCloudEvent } from './cloudevents.js';
+import { cloudEventJson, toCloudEvent } from './cloudevents.js';
 import { deadLetterMessage } from './dead-letter.js';
 
 function message(fields: Partial<KafkaMessage>): KafkaMessage {
@@ -95,5 +96,44 @@ describe('push CloudEvents', () => {
       'mesh.original.offset': '42',
       'mesh.attempts': '1',
     });
+  });
+  it('cloudEventJson is the JSON of toCloudEvent for any record', () => {
+    const bytes = fc.oneof(
+      fc.constant(null),
+      fc.json().map((text) => Buffer.from(text)),
+      fc.string().map((text) => Buffer.from(text)),
+      fc.uint8Array({ maxLength: 20 }).map((array) => Buffer.from(array)),
+    );
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1 }),
+        fc.nat(1000),
+        fc.record({
+          key: bytes,
+          value: bytes,
+          timestamp: fc.oneof(fc.constant('-1'), fc.nat().map(String), fc.constant('1700000000000')),
+          offset: fc.nat().map(String),
+          contentType: fc.option(fc.constantFrom('application/json', 'text/csv', 'application/vnd.x+json')),
+        }),
+        fc.record({
+          traceparent: fc.option(fc.string(), { nil: undefined }),
+          tracestate: fc.option(fc.string(), { nil: undefined }),
+        }),
+        (topic, partition, m, trace) => {
+          const record = {
+            topic,
+            partition,
+            message: message({
+              key: m.key,
+              value: m.value,
+              timestamp: m.timestamp,
+              offset: m.offset,
+              headers: m.contentType === null ? {} : { 'content-type': Buffer.from(m.contentType) },
+            }),
+          };
+          assert.deepEqual(JSON.parse(cloudEventJson(record, trace)), toCloudEvent(record, trace));
+        },
+      ),
+    );
   });
 });

@@ -49,6 +49,71 @@ function decodeUtf8(bytes: Buffer): string | undefined {
   }
 }
 
+const sources = new Map<string, string>();
+
+function sourceOf(topic: string): string {
+  let source = sources.get(topic);
+  if (source === undefined) {
+    source = `/kafka/${encodeURIComponent(topic)}`;
+    if (sources.size < 10_000) sources.set(topic, source);
+  }
+  return source;
+}
+
+/** Records of one produce call share a timestamp: the last conversion is kept (it is not cheap). */
+let lastTimestamp = '';
+let lastTime: string | undefined;
+
+function isoTime(timestamp: string): string | undefined {
+  if (timestamp === lastTimestamp) return lastTime;
+  const ms = Number(timestamp);
+  lastTime = Number.isFinite(ms) && ms >= 0 ? new Date(ms).toISOString() : undefined;
+  lastTimestamp = timestamp;
+  return lastTime;
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `JSON.stringify(toCloudEvent(record, trace))`, built without parsing the value into objects and
+ * serializing them again: a JSON value is checked and then copied as it is (so large integers keep
+ * their digits). The delivery hot path.
+ */
+export function cloudEventJson(
+  record: ConsumedRecord,
+  trace: { traceparent?: string | undefined; tracestate?: string | undefined } = {},
+): string {
+  const { topic, partition, message } = record;
+  const headerType = headerText(message, 'content-type');
+  let json = `{"specversion":"1.0","id":${JSON.stringify(eventId(record))},"source":${JSON.stringify(sourceOf(topic))},"type":"${RECORD_EVENT_TYPE}"`;
+  const time = isoTime(message.timestamp);
+  if (time !== undefined) json += `,"time":"${time}"`;
+  if (message.value !== null) {
+    const text = decodeUtf8(message.value);
+    if (text !== undefined && (!headerType || /json/i.test(headerType)) && isJson(text)) {
+      json += `,"datacontenttype":${JSON.stringify(headerType ?? 'application/json')},"data":${text}`;
+    } else if (text !== undefined) {
+      json += `,"datacontenttype":${JSON.stringify(headerType ?? 'text/plain')},"data":${JSON.stringify(text)}`;
+    } else {
+      json += `,"datacontenttype":${JSON.stringify(headerType ?? 'application/octet-stream')},"data_base64":"${message.value.toString('base64')}"`;
+    }
+  }
+  if (message.key !== null) {
+    json += `,"partitionkey":${JSON.stringify(decodeUtf8(message.key) ?? message.key.toString('base64'))}`;
+  }
+  json += `,"kafkatopic":${JSON.stringify(topic)},"kafkapartition":${partition},"kafkaoffset":${JSON.stringify(message.offset)}`;
+  if (trace.traceparent) json += `,"traceparent":${JSON.stringify(trace.traceparent)}`;
+  if (trace.tracestate) json += `,"tracestate":${JSON.stringify(trace.tracestate)}`;
+  return `${json}}`;
+}
+
 /**
  * The event for one record. The value becomes `data`: parsed JSON when it is JSON
  * (`application/json`), else the text when it is UTF-8 (`text/plain`), else `data_base64`
@@ -64,11 +129,11 @@ export function toCloudEvent(
   const event: Record<string, unknown> = {
     specversion: '1.0',
     id: eventId(record),
-    source: `/kafka/${encodeURIComponent(topic)}`,
+    source: sourceOf(topic),
     type: RECORD_EVENT_TYPE,
   };
-  const timestamp = Number(message.timestamp);
-  if (Number.isFinite(timestamp) && timestamp >= 0) event.time = new Date(timestamp).toISOString();
+  const time = isoTime(message.timestamp);
+  if (time !== undefined) event.time = time;
   if (message.value !== null) {
     const text = decodeUtf8(message.value);
     let json: { value: unknown } | undefined;

@@ -74,6 +74,31 @@ describe('push commit tracking', () => {
       assert.deepEqual(commits, [[{ topic: 't', partition: 0, offset: '6' }]]);
     });
 
+    it('an urgent flush goes out beside a commit under way; a failed older commit never moves back', async () => {
+      const sent: { offsets: TopicPartitionOffset[]; settle: (err?: Error) => void }[] = [];
+      const committer = make(
+        (offsets) =>
+          new Promise<void>((resolve, reject) =>
+            sent.push({ offsets, settle: (err) => (err ? reject(err) : resolve()) }),
+          ),
+      );
+      committer.advance('t', 0, '4');
+      const first = committer.flush();
+      committer.advance('t', 0, '9');
+      const urgent = committer.flush(true);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(
+        sent.map((c) => c.offsets[0].offset),
+        ['5', '10'],
+        'the urgent commit did not wait for the first one',
+      );
+      sent[1].settle();
+      await urgent;
+      sent[0].settle(new Error('generation moved on'));
+      await assert.rejects(first, /generation moved on/);
+      assert.deepEqual(committer.pendingOffsets, [], 'offset 5 is not pending again: 10 is committed');
+    });
+
     it('forgets partitions no longer owned', async () => {
       const commits: TopicPartitionOffset[][] = [];
       const committer = make((offsets) => {

@@ -62,6 +62,8 @@ const key = (topic: string, partition: number) => `${partition}\u0000${topic}`;
 /** Pending commit offsets per partition; one commit request at a time. */
 export class OffsetCommitter {
   private readonly pending = new Map<string, TopicPartitionOffset>();
+  /** The highest offset committed per partition (a failed older commit must not move back under it). */
+  private readonly committed = new Map<string, bigint>();
   private recordsSinceCommit = 0;
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -93,37 +95,52 @@ export class OffsetCommitter {
   }
 
   /**
-   * Commits what is pending (waiting for a commit already under way first). Offsets a failed
-   * commit carried stay pending unless newer ones replaced them. Rejects with the commit's error.
+   * Commits what is pending (waiting for a commit already under way first, unless `urgent`: then
+   * the pending offsets go out at once, beside it — a rebalance must not wait a round trip). Offsets
+   * a failed commit carried stay pending unless newer ones replaced them or were committed since.
+   * Rejects with the commit's error.
    */
-  async flush(): Promise<void> {
-    while (this.flushing) await this.flushing.catch(() => undefined);
+  async flush(urgent = false): Promise<void> {
+    if (!urgent) while (this.flushing) await this.flushing.catch(() => undefined);
     if (this.pending.size === 0) return;
     const batch = [...this.pending.values()];
     this.pending.clear();
     this.recordsSinceCommit = 0;
-    this.flushing = (async () => {
+    const run = (async () => {
       try {
         await this.options.commit(batch);
+        for (const entry of batch) {
+          const k = key(entry.topic, entry.partition);
+          const done = this.committed.get(k);
+          if (done === undefined || done < BigInt(entry.offset)) this.committed.set(k, BigInt(entry.offset));
+        }
       } catch (err) {
         for (const entry of batch) {
-          const newer = this.pending.get(key(entry.topic, entry.partition));
-          if (!newer) this.pending.set(key(entry.topic, entry.partition), entry);
+          const k = key(entry.topic, entry.partition);
+          const done = this.committed.get(k);
+          if (!this.pending.has(k) && (done === undefined || done < BigInt(entry.offset))) {
+            this.pending.set(k, entry);
+          }
         }
         this.options.onError?.(err);
         throw err;
       }
     })();
+    this.flushing = run;
     try {
-      await this.flushing;
+      await run;
     } finally {
-      this.flushing = undefined;
+      if (this.flushing === run) this.flushing = undefined;
     }
   }
 
   /** Drops pending offsets of partitions this member no longer owns (they cannot be committed). */
   retainOnly(owned: (topic: string, partition: number) => boolean): void {
     for (const [k, entry] of this.pending) if (!owned(entry.topic, entry.partition)) this.pending.delete(k);
+    for (const k of this.committed.keys()) {
+      const [partition, topic] = k.split('\u0000');
+      if (!owned(topic, Number(partition))) this.committed.delete(k);
+    }
   }
 
   stop(): void {

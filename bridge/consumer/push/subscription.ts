@@ -2,18 +2,29 @@
  * One push subscription: a kafkajs consumer group member that delivers its partitions' records to
  * the app and commits only final offsets (contract section 7).
  *
- * Flow per fetched batch of a partition (kafkajs `eachBatch`, auto-commit and auto-resolve off):
- * records run in lanes (`ordering`), each delivered with retries until its outcome is final; the
- * final prefix is resolved (so a refetch starts after it) and handed to the committer. A partition
- * stops early when the app is down (pause, resume with growing backoff, no attempt counted), when
- * a poison record blocks it (pause, try again after `retry.maxBackoffMs`), when the group
- * rebalances (in-flight requests finish, final offsets are committed, then the batch returns and
- * kafkajs rejoins) and when the sidecar drains.
+ * Flow per fetched batch of a partition (kafkajs `eachBatch`, auto-commit and auto-resolve off): the
+ * records go into the partition's bounded `PartitionFeed`, which delivers them in lanes (`ordering`)
+ * with retries; the handler resolves the records it handed over (with auto-commit off that only
+ * moves the fetch position) and returns, so kafkajs fetches the next batch while deliveries run.
+ * When the feed is full the handler waits for room (heartbeating). A partition without a backlog
+ * beyond the batch waits until its records are final before the handler returns: nothing to prefetch,
+ * and a rebalance is then noticed inside the handler. Commits follow final outcomes only
+ * (`OffsetCommitter`). A feed halts when the app is down (pause, resume with growing backoff, no
+ * attempt counted), when a poison record blocks it (pause, try again after `retry.maxBackoffMs`),
+ * when the group rebalances and when the sidecar drains: no delivery starts, the queued records are
+ * dropped, deliveries in flight finish, and the partition is sought back to its first record that is
+ * not final.
+ *
+ * Rebalance: noticed by a heartbeat inside a handler, every feed halts, deliveries in flight finish
+ * (bounded), the final offsets are committed and only then does the handler rethrow, so kafkajs
+ * rejoins after the commit. Noticed by kafkajs between handlers (its own heartbeat), the final
+ * offsets are committed at once (ahead of kafkajs' FindCoordinator + JoinGroup) and every feed
+ * halts. After the rejoin (GROUP_JOIN) kept partitions are sought to where their feed continues.
  */
 import { performance } from 'node:perf_hooks';
 import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
 import type { Counter, Histogram } from 'prom-client';
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { DeepReadonly, MeshConfig } from '../../../services/runtime/config.js';
 import type { Logger } from '../../../services/runtime/logging.js';
 import type { MeshMetrics } from '../../../services/runtime/metrics.js';
@@ -21,23 +32,29 @@ import { backoffCap, fullJitterBackoff, sleep } from './backoff.js';
 import {
   CLOUDEVENT_BATCH_CONTENT_TYPE,
   CLOUDEVENT_CONTENT_TYPE,
+  cloudEventJson,
   eventId,
-  toCloudEvent,
   type ConsumedRecord,
 } from './cloudevents.js';
-import { OffsetCommitter, PartitionProgress } from './commit-tracker.js';
+import { OffsetCommitter } from './commit-tracker.js';
 import { deadLetterMessage, type DeadLetterReason } from './dead-letter.js';
 import type { AppClient, AttemptResult } from './delivery.js';
-import { laneOf, runInLanes, type Semaphore } from './ordering.js';
+import {
+  PartitionFeed,
+  type DeliveryFormat,
+  type DeliveryResult,
+  type FeedCapacity,
+  type Halt,
+} from './feed.js';
+import { laneOf, type Semaphore } from './ordering.js';
 import { batchOutcomes, singleOutcome, type Outcome } from './outcome.js';
 import { recordTraceHeaders, startBatchSpan, startRecordSpan } from './tracing.js';
+import { lightmeshFormat } from '../../lightmesh/subscription-mode.js';
 
 export type SubscriptionConfig = DeepReadonly<MeshConfig['subscriptions'][number]>;
 export type PoisonPolicy = 'deadLetter' | 'drop' | 'block';
 
-/** Why a partition's run stopped before all its records were final. */
-type Halt = 'app-down' | 'blocked' | 'stopped';
-type RecordResult = 'final' | Halt;
+type RecordResult = DeliveryResult;
 
 export interface PushSubscriptionOptions {
   readonly config: SubscriptionConfig;
@@ -52,11 +69,41 @@ export interface PushSubscriptionOptions {
   /** Session timeout of the group member: how long a killed sidecar holds its partitions. */
   readonly sessionTimeoutMs?: number;
   readonly lagIntervalMs?: number;
+  /** Bound of each partition's prefetch queue (records taken and not final; bytes not delivered). */
+  readonly prefetch?: Partial<FeedCapacity>;
+  /** The app's base URL (`ingress.target`): `mode: lightmesh` checks its health path there. */
+  readonly appTarget?: string;
 }
 
 /** How often a long-running batch heartbeats (kafkajs has no background heartbeat). */
 const HEARTBEAT_INTERVAL_MS = 1_000;
 const CONNECT_BACKOFF = { initialBackoffMs: 250, maxBackoffMs: 5_000 };
+/** Default prefetch bound per partition: records (at least this many batches' worth) and bytes. */
+const PREFETCH_RECORDS = 5_000;
+const PREFETCH_BATCHES = 50;
+const PREFETCH_BYTES = 4 << 20;
+/** The longest a rebalance waits for the group coordinator to take the final offsets. */
+const REBALANCE_COMMIT_WAIT_MS = 5_000;
+/** Heartbeat errors after which this member may no longer own its partitions. */
+const MEMBERSHIP_LOST = new Set([
+  'REBALANCE_IN_PROGRESS',
+  'NOT_COORDINATOR_FOR_GROUP',
+  'ILLEGAL_GENERATION',
+  'UNKNOWN_MEMBER_ID',
+]);
+
+const membershipLost = (err: unknown) =>
+  MEMBERSHIP_LOST.has((err as { type?: string } | undefined)?.type ?? '');
+
+/** Resolves when `promise` settles or after `ms`, whichever is first. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
+  clearTimeout(timer);
+}
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
@@ -77,6 +124,10 @@ export class PushSubscription {
   private readonly assignment = new Map<string, { topic: string; partition: number }>();
   private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
   private readonly activeBatches = new Set<Promise<unknown>>();
+  private readonly feeds = new Map<string, { topic: string; partition: number; feed: PartitionFeed }>();
+  private readonly format: DeliveryFormat;
+  private readonly capacity: FeedCapacity;
+  private quiescing: Promise<void> | undefined;
   private joined = false;
   private crashed: string | undefined;
   private connecting: Promise<void> | undefined;
@@ -103,11 +154,17 @@ export class PushSubscription {
       dropped: child('dropped'),
     };
     this.durations = subscriptionDeliveryDuration.labels({ subscription: config.name });
+    this.format = this.deliveryFormat();
+    this.capacity = {
+      records:
+        options.prefetch?.records ?? Math.max(PREFETCH_RECORDS, PREFETCH_BATCHES * this.format.maxRecords),
+      bytes: options.prefetch?.bytes ?? PREFETCH_BYTES,
+    };
     this.consumer = kafka.consumer({
       groupId: config.group,
       sessionTimeout: options.sessionTimeoutMs ?? 10_000,
       heartbeatInterval: HEARTBEAT_INTERVAL_MS,
-      maxWaitTimeInMs: config.mode === 'batch' ? Math.max(config.maxBatchWaitMs, 10) : 100,
+      maxWaitTimeInMs: config.mode === 'single' ? 100 : Math.max(config.maxBatchWaitMs, 10),
       allowAutoTopicCreation: false,
     });
     this.admin = kafka.admin();
@@ -120,11 +177,14 @@ export class PushSubscription {
     const { events } = this.consumer;
     this.consumer.on(events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment));
     this.consumer.on(events.REBALANCING, () => {
-      // Best effort: batches flush their own offsets before kafkajs rejoins; this covers offsets
-      // that became final between batches.
-      void this.committer.flush().catch(() => undefined);
+      // kafkajs noticed the rebalance between handlers and is about to rejoin: the final offsets go
+      // out now (ahead of its FindCoordinator + JoinGroup), no delivery starts any more.
+      void this.committer.flush(true).catch(() => undefined);
+      void this.quiesce();
     });
     this.consumer.on(events.CRASH, ({ payload }) => {
+      // kafkajs leaves the group (and rejoins when it restarts): stop the queues, commit what is final.
+      void this.quiesce();
       this.crashed = payload.error.message;
       if (!payload.restart) this.joined = false;
       this.logger.error(
@@ -151,6 +211,16 @@ export class PushSubscription {
     return this.crashed ? `consumer crashed: ${this.crashed}` : 'not joined to its consumer group yet';
   }
 
+  /** Membership, assigned and paused partitions (`topic\0partition` keys), for the status page. */
+  statusSnapshot(): { joined: boolean; crashed: string | null; assigned: string[]; paused: string[] } {
+    return {
+      joined: this.joined && !this.stopped,
+      crashed: this.crashed ?? null,
+      assigned: [...this.assignment.keys()],
+      paused: [...this.resumeTimers.keys()],
+    };
+  }
+
   /** Stop taking records, let in-flight deliveries finish, commit the final offsets, leave the group. */
   drain(): Promise<void> {
     this.drainPromise ??= (async () => {
@@ -158,8 +228,10 @@ export class PushSubscription {
       for (const timer of this.resumeTimers.values()) clearTimeout(timer);
       this.resumeTimers.clear();
       this.pauseAll();
+      this.haltFeeds();
       await this.connecting;
       await Promise.allSettled([...this.activeBatches]);
+      await Promise.allSettled([...this.feeds.values()].map(({ feed }) => feed.settled()));
       await this.committer.flush().catch((err: unknown) => {
         this.logger.error({ err: (err as Error).message }, 'final offset commit failed on drain');
       });
@@ -172,6 +244,7 @@ export class PushSubscription {
 
   async stop(): Promise<void> {
     this.lifetime.abort();
+    this.haltFeeds();
     for (const timer of this.resumeTimers.values()) clearTimeout(timer);
     this.committer.stop();
     await this.disconnect();
@@ -221,6 +294,18 @@ export class PushSubscription {
       for (const partition of partitions) this.assignment.set(tpKey(topic, partition), { topic, partition });
     }
     this.committer.retainOnly((topic, partition) => this.assignment.has(tpKey(topic, partition)));
+    for (const [k, { topic, partition, feed }] of this.feeds) {
+      if (!this.assignment.has(k)) {
+        // Revoked: whatever it still finishes is no longer ours to commit (onFinal checks).
+        this.feeds.delete(k);
+        feed.halt('stopped');
+        continue;
+      }
+      // Kept: the new generation would fetch from the committed offset; continue where the feed does
+      // instead (a halting feed seeks when it settles).
+      const position = feed.position;
+      if (position !== undefined) this.seek(topic, partition, position);
+    }
     for (const { topic, partition } of before) {
       if (this.assignment.has(tpKey(topic, partition))) continue;
       this.options.metrics.consumerLag.remove({
@@ -251,81 +336,111 @@ export class PushSubscription {
 
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
-    const resolveOffset = (offset: string) => payload.resolveOffset(offset);
-    const heartbeat = () => payload.heartbeat();
-    const isRunning = () => payload.isRunning();
-    const isStale = () => payload.isStale();
     const { topic, partition } = batch;
-    const { config, semaphore } = this.options;
-    if (this.lifetime.signal.aborted || !isRunning() || isStale() || batch.messages.length === 0) return;
+    const stale = () => this.lifetime.signal.aborted || !payload.isRunning() || payload.isStale();
+    if (stale() || batch.messages.length === 0) return;
+    const feed = this.feedFor(topic, partition);
 
-    // Rebalance detection while records are in flight: kafkajs only heartbeats when asked.
-    const batchStop = new AbortController();
-    const signal = AbortSignal.any([this.lifetime.signal, batchStop.signal]);
-    let heartbeatError: Error | undefined;
-    const beat = setInterval(() => {
-      heartbeat().catch((err: unknown) => {
-        heartbeatError ??= err instanceof Error ? err : new Error(String(err));
-        batchStop.abort();
-      });
-    }, HEARTBEAT_INTERVAL_MS);
-    beat.unref();
-
-    const progress = new PartitionProgress(batch.messages.map((m) => m.offset));
-    const markFinal = (offsets: readonly string[]) => {
-      let last: string | undefined;
-      for (const offset of offsets) last = progress.markFinal(offset) ?? last;
-      if (last !== undefined) {
-        resolveOffset(last);
-        this.committer.advance(topic, partition, last, offsets.length);
+    let handedOver: string | undefined;
+    let stopped = false;
+    for (const message of batch.messages) {
+      while (feed.full && !stopped) {
+        // Back-pressure: the fetch position stays at the records not taken.
+        await this.whileBeating(payload, feed.space());
+        stopped = stale();
       }
-    };
-    let halt: Halt | undefined;
-    const haltWith = (reason: Halt) => {
-      // app-down/blocked win over a plain stop: they decide how the partition pauses.
-      if (halt === undefined || halt === 'stopped') halt = reason;
-      return false;
-    };
-
-    try {
-      if (config.mode === 'batch') {
-        const chunks: KafkaMessage[][] = [];
-        for (let i = 0; i < batch.messages.length; i += config.maxBatch) {
-          chunks.push(batch.messages.slice(i, i + config.maxBatch));
-        }
-        await runInLanes(
-          chunks,
-          () => '',
-          async (chunk) => {
-            if (signal.aborted || isStale()) return haltWith('stopped');
-            const result = await this.deliverBatch(
-              chunk.map((message) => ({ topic, partition, message })),
-              signal,
-              markFinal,
-            );
-            return result === 'final' ? true : haltWith(result);
-          },
-          semaphore,
-        );
-      } else {
-        await runInLanes(
-          batch.messages,
-          (message) => laneOf(config.ordering, message.key),
-          async (message) => {
-            if (signal.aborted || isStale()) return haltWith('stopped');
-            const result = await this.deliverRecord({ topic, partition, message }, signal);
-            if (result !== 'final') return haltWith(result);
-            markFinal([message.offset]);
-            return true;
-          },
-          semaphore,
-        );
-      }
-    } finally {
-      clearInterval(beat);
+      if (stopped || !feed.push({ topic, partition, message })) break;
+      handedOver = message.offset;
     }
+    // Auto-commit is off: this only moves the fetch position past the records the feed took. A halt
+    // seeks back to the first record that is not final.
+    if (handedOver !== undefined && !payload.isStale()) payload.resolveOffset(handedOver);
 
-    if (halt === 'app-down') {
+    const last = batch.messages[batch.messages.length - 1].offset;
+    if (!stopped && BigInt(last) + 1n >= BigInt(batch.highWatermark)) {
+      // No backlog beyond this batch: nothing to prefetch; hold the handler until the records are
+      // final, so a rebalance meanwhile is noticed here and committed before kafkajs rejoins.
+      await this.whileBeating(payload, feed.idle());
+    }
+    // Heartbeat here rather than in kafkajs after the return: a rebalance is then handled above.
+    await this.beat(payload);
+    if (feed.lastFinal !== undefined) {
+      this.options.metrics.consumerLag.set(
+        { group: this.options.config.group, topic, partition: String(partition) },
+        Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(feed.lastFinal) - 1n)),
+      );
+    }
+  }
+
+  /** Single or batch CloudEvents: the formats this subscription can deliver in. */
+  private deliveryFormat(): DeliveryFormat {
+    const { config } = this.options;
+    if (config.mode === 'lightmesh') {
+      // The light-mesh reactive consumer contract (bridge/lightmesh/subscription-mode.ts).
+      const { app, appTarget, deadLetterProducer, metrics, logger, tracer } = this.options;
+      const target = appTarget ?? 'http://127.0.0.1:8080';
+      return lightmeshFormat(config, { app, target, deadLetterProducer, metrics, logger, tracer });
+    }
+    if (config.mode === 'batch') {
+      return {
+        maxRecords: config.maxBatch,
+        laneOf: () => '',
+        deliver: (records, signal, markFinal) => this.deliverBatch(records, signal, markFinal),
+      };
+    }
+    return {
+      maxRecords: 1,
+      laneOf: (record) => laneOf(config.ordering, record.message.key),
+      deliver: async (records, signal, markFinal) => {
+        const record = records[0];
+        const result = await this.deliverRecord(record, signal);
+        if (result === 'final') markFinal([record.message.offset]);
+        return result;
+      },
+    };
+  }
+
+  private feedFor(topic: string, partition: number): PartitionFeed {
+    const k = tpKey(topic, partition);
+    const existing = this.feeds.get(k);
+    if (existing) return existing.feed;
+    const current = () => this.feeds.get(k)?.feed === feed;
+    const feed: PartitionFeed = new PartitionFeed({
+      format: this.format,
+      semaphore: this.options.semaphore,
+      capacity: this.capacity,
+      onFinal: (lastFinal, count) => {
+        if (current()) this.committer.advance(topic, partition, lastFinal, count);
+      },
+      onHalt: (reason) => {
+        // Stop fetching at once; the resume timer starts when the deliveries in flight are done.
+        if (reason !== 'stopped' && current() && !this.lifetime.signal.aborted) {
+          this.consumer.pause([{ topic, partitions: [partition] }]);
+        }
+      },
+      onSettled: (reason, resumeFrom) => {
+        if (current()) this.onFeedSettled(topic, partition, reason, resumeFrom);
+      },
+      onError: (err) =>
+        this.logger.error({ topic, partition, err: (err as Error).message }, 'delivery failed unexpectedly'),
+    });
+    this.feeds.set(k, { topic, partition, feed });
+    return feed;
+  }
+
+  private onFeedSettled(
+    topic: string,
+    partition: number,
+    reason: Halt,
+    resumeFrom: string | undefined,
+  ): void {
+    if (this.lifetime.signal.aborted) return;
+    // Fetch again from the first record that is not final. Until the next fetch applies the seek,
+    // kafkajs marks the partition's batches stale: none fetched from beyond the dropped records is
+    // taken. (A seek made while the group rejoins is kept by kafkajs and applied after the rejoin.)
+    if (resumeFrom !== undefined) this.seek(topic, partition, resumeFrom);
+    const { config } = this.options;
+    if (reason === 'app-down') {
       this.appDownStreak += 1;
       const cap = backoffCap(config.retry, this.appDownStreak - 1);
       this.pausePartition(
@@ -334,30 +449,61 @@ export class PushSubscription {
         Math.max(1, Math.round(cap / 2 + Math.random() * (cap / 2))),
         'app down',
       );
-    } else if (halt === 'blocked') {
+    } else if (reason === 'blocked') {
       this.pausePartition(topic, partition, config.retry.maxBackoffMs, 'blocked on a poison record');
     }
+  }
 
-    if (heartbeatError !== undefined) {
-      // Revoke: in-flight deliveries are done; commit what is final while still a member, then let
-      // kafkajs rejoin.
-      await this.committer.flush().catch(() => undefined);
-      throw heartbeatError;
+  private seek(topic: string, partition: number, offset: string): void {
+    try {
+      this.consumer.seek({ topic, partition, offset });
+    } catch (err) {
+      this.logger.warn({ topic, partition, offset, err: (err as Error).message }, 'seek failed');
     }
-    if (!halt) {
-      this.options.metrics.consumerLag.set(
-        { group: config.group, topic, partition: String(partition) },
-        Math.max(
-          0,
-          Number(BigInt(batch.highWatermark) - BigInt(progress.lastFinal ?? batch.messages[0].offset) - 1n),
-        ),
-      );
-      try {
-        await heartbeat();
-      } catch (err) {
-        await this.committer.flush().catch(() => undefined);
-        throw err;
+  }
+
+  private haltFeeds(): void {
+    for (const { feed } of this.feeds.values()) feed.halt('stopped');
+  }
+
+  /**
+   * The member may lose its partitions: halt every feed, let the deliveries in flight finish (within
+   * the delivery timeout), commit what is final (within a bound).
+   */
+  private quiesce(): Promise<void> {
+    this.quiescing ??= (async () => {
+      this.haltFeeds();
+      const settled = Promise.all([...this.feeds.values()].map(({ feed }) => feed.settled()));
+      await within(settled, this.options.config.timeoutMs + 1_000);
+      await within(this.committer.flush(true), REBALANCE_COMMIT_WAIT_MS);
+    })().finally(() => {
+      this.quiescing = undefined;
+    });
+    return this.quiescing;
+  }
+
+  /** A heartbeat from inside a handler; when membership is lost, quiesce before kafkajs rejoins. */
+  private async beat(payload: EachBatchPayload): Promise<void> {
+    try {
+      await payload.heartbeat();
+    } catch (err) {
+      if (membershipLost(err)) {
+        this.logger.info({ reason: (err as Error).message }, 'group rebalancing: committing before rejoin');
+        await this.quiesce();
       }
+      throw err;
+    }
+  }
+
+  /** Waits for `promise`, heartbeating every second (kafkajs only heartbeats when asked). */
+  private async whileBeating(payload: EachBatchPayload, promise: Promise<void>): Promise<void> {
+    let done = false;
+    const settled = promise.then(() => {
+      done = true;
+    });
+    while (!done) {
+      await within(settled, HEARTBEAT_INTERVAL_MS);
+      if (!done) await this.beat(payload);
     }
   }
 
@@ -368,7 +514,7 @@ export class PushSubscription {
       group: config.group,
       subscription: this.name,
     });
-    const body = JSON.stringify(toCloudEvent(record, recordTraceHeaders(record)));
+    const body = cloudEventJson(record, recordTraceHeaders(record));
     try {
       for (let attempt = 1; ; attempt++) {
         const result = await this.attempt(body, CLOUDEVENT_CONTENT_TYPE, headers);
@@ -412,7 +558,7 @@ export class PushSubscription {
    * again (alone), poison ones go to `onPoison`. Final records are reported through `markFinal`.
    */
   private async deliverBatch(
-    records: ConsumedRecord[],
+    records: readonly ConsumedRecord[],
     signal: AbortSignal,
     markFinal: (offsets: readonly string[]) => void,
   ): Promise<RecordResult> {
@@ -424,13 +570,13 @@ export class PushSubscription {
     const events = new Map(
       records.map((record) => [
         eventId(record),
-        { record, event: toCloudEvent(record, recordTraceHeaders(record)) },
+        { record, json: cloudEventJson(record, recordTraceHeaders(record)) },
       ]),
     );
     let pending = [...events.keys()];
     try {
       for (let attempt = 1; ; attempt++) {
-        const body = JSON.stringify(pending.map((id) => events.get(id)!.event));
+        const body = `[${pending.map((id) => events.get(id)!.json).join(',')}]`;
         const result = await this.attempt(body, CLOUDEVENT_BATCH_CONTENT_TYPE, headers);
         if (result.kind === 'app-down') return 'app-down';
         this.appDownStreak = 0;
@@ -442,14 +588,17 @@ export class PushSubscription {
         const done: string[] = [];
         const retry: string[] = [];
         const poison: string[] = [];
+        let succeeded = 0;
         for (const id of pending) {
           const outcome = outcomes.get(id)!;
           if (outcome === 'success' || outcome === 'drop') {
-            this.count(outcome === 'success' ? 'success' : 'dropped');
+            if (outcome === 'success') succeeded += 1;
+            else this.count('dropped');
             done.push(events.get(id)!.record.message.offset);
           } else if (outcome === 'retry') retry.push(id);
           else poison.push(id);
         }
+        this.count('success', succeeded);
         markFinal(done);
         const exhausted = retry.length > 0 && attempt >= config.retry.maxAttempts;
         const failed = exhausted ? [...poison, ...retry] : poison;
@@ -468,7 +617,7 @@ export class PushSubscription {
         }
         if (exhausted || retry.length === 0) return 'final';
         pending = retry;
-        for (let i = 0; i < retry.length; i++) this.count('retry');
+        this.count('retry', retry.length);
         if (!(await sleep(this.retryWait(attempt, result), signal))) return 'stopped';
       }
     } finally {
@@ -511,7 +660,7 @@ export class PushSubscription {
     switch (this.policy) {
       case 'drop':
         this.logger.warn({ ids, ...why }, 'dropping poison record(s)');
-        for (let i = 0; i < records.length; i++) this.count('dropped');
+        this.count('dropped', records.length);
         return 'final';
       case 'block':
         this.logger.error({ ids, ...why }, 'poison record blocks its partition (onPoison: block)');
@@ -547,8 +696,8 @@ export class PushSubscription {
     }
   }
 
-  private count(result: 'success' | 'retry' | 'dead_letter' | 'dropped'): void {
-    this.counters[result].inc();
+  private count(result: 'success' | 'retry' | 'dead_letter' | 'dropped', n = 1): void {
+    if (n > 0) this.counters[result].inc(n);
   }
 
   private pausePartition(topic: string, partition: number, delayMs: number, reason: string): void {

@@ -79,6 +79,8 @@ export function startBatchSpan(
 ): DeliverySpan {
   const links: Link[] = [];
   for (const record of records) {
+    // Most records of a batch carry no trace context: skip the propagator for them.
+    if (record.message.headers?.['traceparent'] === undefined) continue;
     const context = trace.getSpanContext(
       propagation.extract(ROOT_CONTEXT, record.message.headers, headerGetter),
     );
@@ -100,8 +102,11 @@ export function startBatchSpan(
   return { span, headers };
 }
 
+const NO_TRACE: { traceparent?: string; tracestate?: string } = Object.freeze({});
+
 /** The record's own trace context headers (for the event's distributed-tracing extension). */
 export function recordTraceHeaders(record: ConsumedRecord): { traceparent?: string; tracestate?: string } {
+  if (record.message.headers?.['traceparent'] === undefined) return NO_TRACE;
   const traceparent = headerGetter.get(record.message.headers, 'traceparent') as string | undefined;
   const tracestate = headerGetter.get(record.message.headers, 'tracestate') as string | undefined;
   return { ...(traceparent ? { traceparent } : {}), ...(tracestate ? { tracestate } : {}) };
