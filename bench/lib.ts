@@ -1,5 +1,7 @@
 /** Small helpers shared by the benchmarks in bench/ (not used by tests). */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 
 /** Nearest-rank percentile of an ascending array; NaN when it is empty. */
 export function percentile(sorted: readonly number[], p: number): number {
@@ -22,4 +24,180 @@ export async function waitUntilOk(url: string, what: string, proc?: ChildProcess
     if (Date.now() > deadline) throw new Error(`${what} did not come up (${url})`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+export interface OpenLoopOptions {
+  /** `http://host:port/path` (plain HTTP/1.1, keep-alive). */
+  readonly url: string;
+  /** Requests per second, sent at an even pace. */
+  readonly rate: number;
+  readonly durationS: number;
+  /** Extra request headers (`Host` overrides the URL's authority). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Connections opened up front; more are opened whenever every one is busy. */
+  readonly connections?: number;
+}
+
+export interface OpenLoopResult {
+  /** Latencies in ms, ascending: from the moment a request was due to the end of its response. */
+  readonly latenciesMs: number[];
+  readonly sent: number;
+  /** Non-2xx answers and connection errors. */
+  readonly errors: number;
+  /** Connections the run needed (those opened up front included). */
+  readonly connections: number;
+}
+
+/**
+ * An open-loop load generator at a fixed rate, what a "latency at N req/s" figure needs.
+ *
+ * autocannon's `overallRate` is not one: it gives each connection a quota per second and lets it
+ * send back to back until the quota is used, so its "1,000 req/s over 10 connections" is a closed
+ * loop of 10 concurrent requests for the first ~100 ms of every second, then silence; its latency
+ * is then about 10 × the target's cost per request, not the latency one request sees at that rate.
+ *
+ * Here a 1 ms timer sends every request that is due, each on an idle keep-alive connection (a new
+ * one when all are busy, so a slow answer never holds the next request back: no coordinated
+ * omission). A request's latency runs from the tick that sent it to the last byte of its answer.
+ * Raw sockets and a minimal response parser keep the generator's own CPU small on a shared box.
+ */
+export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
+  const url = new URL(options.url);
+  const port = Number(url.port || 80);
+  const extra = { host: url.host, ...options.headers };
+  const head = Object.entries(extra)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  const request = Buffer.from(`GET ${url.pathname}${url.search} HTTP/1.1\r\n${head}\r\n`, 'latin1');
+  const total = Math.round(options.rate * options.durationS);
+  const latencies: number[] = [];
+  let errors = 0;
+  let opened = 0;
+  let finished = 0;
+  let onAllDone: () => void = () => undefined;
+  const allDone = new Promise<void>((resolve) => (onAllDone = resolve));
+  const complete = (startedAt: number, ok: boolean) => {
+    latencies.push(performance.now() - startedAt);
+    if (!ok) errors += 1;
+    finished += 1;
+    if (finished === total) onAllDone();
+  };
+
+  interface Conn {
+    socket: Socket;
+    /** A request is out on it. */
+    busy: boolean;
+    startedAt: number;
+    buffer: Buffer;
+  }
+  const idle: Conn[] = [];
+  const all = new Set<Conn>();
+
+  /** The length of the first whole response in `buffer` and whether it was 2xx, or undefined. */
+  const parse = (buffer: Buffer): { length: number; ok: boolean } | undefined => {
+    const end = buffer.indexOf('\r\n\r\n');
+    if (end < 0) return undefined;
+    const header = buffer.toString('latin1', 0, end);
+    const ok = header.charCodeAt(9) === 50; // "HTTP/1.1 2xx"
+    const lengthMatch = /\r\ncontent-length:\s*(\d+)/i.exec(header);
+    if (lengthMatch) {
+      const length = end + 4 + Number(lengthMatch[1]);
+      return buffer.length >= length ? { length, ok } : undefined;
+    }
+    if (/\r\ntransfer-encoding:\s*chunked/i.test(header)) {
+      const last = buffer.indexOf('\r\n0\r\n\r\n', end + 2);
+      return last < 0 ? undefined : { length: last + 7, ok };
+    }
+    return { length: end + 4, ok };
+  };
+
+  const open = (): Promise<Conn> =>
+    new Promise((resolve, reject) => {
+      const socket = connect({ host: url.hostname, port, noDelay: true });
+      const conn: Conn = { socket, busy: false, startedAt: 0, buffer: Buffer.alloc(0) };
+      opened += 1;
+      all.add(conn);
+      socket.once('connect', () => resolve(conn));
+      socket.on('data', (chunk: Buffer) => {
+        conn.buffer = conn.buffer.length === 0 ? chunk : Buffer.concat([conn.buffer, chunk]);
+        const response = parse(conn.buffer);
+        if (!response) return;
+        conn.buffer = conn.buffer.subarray(response.length);
+        conn.busy = false;
+        idle.push(conn);
+        complete(conn.startedAt, response.ok);
+      });
+      socket.on('error', reject);
+      // A closed connection fails the request it carried and is not used again.
+      socket.on('close', () => {
+        all.delete(conn);
+        const index = idle.indexOf(conn);
+        if (index >= 0) idle.splice(index, 1);
+        if (conn.busy) {
+          conn.busy = false;
+          complete(conn.startedAt, false);
+        }
+      });
+    });
+  const send = (conn: Conn, startedAt: number) => {
+    conn.busy = true;
+    conn.startedAt = startedAt;
+    conn.socket.write(request);
+  };
+
+  for (const conn of await Promise.all(Array.from({ length: options.connections ?? 16 }, open))) {
+    idle.push(conn);
+  }
+  const begin = performance.now();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.min(total, Math.floor(((now - begin) * options.rate) / 1000) + 1);
+      while (sent < due) {
+        sent += 1;
+        const conn = idle.pop();
+        if (conn) send(conn, now);
+        else
+          open().then(
+            (fresh) => send(fresh, now),
+            () => complete(now, false),
+          );
+      }
+      if (sent >= total) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  await allDone;
+  for (const conn of all) conn.socket.destroy();
+  latencies.sort((a, b) => a - b);
+  return { latenciesMs: latencies, sent, errors, connections: opened };
+}
+
+/**
+ * CPU time (user + system, ms) of a process and of its direct children (nginx's worker) so far,
+ * from /proc: divided by the requests served in between, the cost per request, which the other
+ * load on a shared machine disturbs far less than latency or throughput.
+ */
+export function cpuTimeMs(pid: number): number {
+  const ticksToMs = 10; // USER_HZ is 100 on Linux
+  const of = (id: number) => {
+    try {
+      const fields = readFileSync(`/proc/${id}/stat`, 'utf8').split(') ')[1].split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * ticksToMs;
+    } catch {
+      return 0;
+    }
+  };
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .split(' ')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // no children file: count the process alone
+  }
+  return of(pid) + children.reduce((sum, child) => sum + of(child), 0);
 }

@@ -11,6 +11,7 @@ import {
 import { annotateResponse, ensureRequestId } from '../services/runtime/http.js';
 import type { MeshMetrics } from '../services/runtime/metrics.js';
 import { createPullConsumerRouter } from './consumer/pull/router.js';
+import { createLightmeshRouter, type LightmeshRouterDeps } from './lightmesh/routes.js';
 import type { PullConsumerRegistry } from './consumer/pull/registry.js';
 import type { TopicMetadata } from './kafka/metadata.js';
 import type { BridgeOpenApi } from './openapi.js';
@@ -39,13 +40,19 @@ export interface BridgeApiDeps {
   readonly trackBackground: (work: Promise<unknown>) => void;
   /** Pull consumer instances (`/consumers/...`); without it those routes are 404. */
   readonly consumers?: PullConsumerRegistry;
+  /** light-mesh compatibility routes (`/producers/{topic}`, `/health/*`, active consumer aliases). */
+  readonly lightmesh?: Omit<
+    LightmeshRouterDeps,
+    'produce' | 'openapi' | 'maxBodyBytes' | 'maxRecordsPerRequest' | 'consumers' | 'logger'
+  >;
 }
 
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
 
 function topicParam(req: Request): string {
   const topic = String(req.params.topic);
-  if (!TOPIC_NAME.test(topic)) {
+  // Kafka refuses "." and ".." although the pattern allows them (a decoded %2e%2e lands here).
+  if (!TOPIC_NAME.test(topic) || topic === '.' || topic === '..') {
     throw new MeshError('MESH_BAD_REQUEST', `invalid topic name "${topic}"`, {
       errors: [{ in: 'path', path: '/topicname', message: 'must match ^[a-zA-Z0-9._-]{1,249}$' }],
     });
@@ -67,12 +74,17 @@ function sendBridge(res: Response, status: number, body: unknown): void {
   res.status(status).type(BRIDGE_ERROR_CONTENT_TYPE).send(JSON.stringify(body));
 }
 
-/** Parses a raw JSON body; a syntax error is the client's 400. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses a raw JSON body; a syntax error is the client's 400, and so are bytes that are not UTF-8
+ * (JSON is UTF-8: decoding them leniently would write U+FFFD into the records instead).
+ */
 function parseJsonBody(raw: unknown): unknown {
-  const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : '';
-  if (text.length === 0) throw new MeshError('MESH_BAD_REQUEST', 'the request has no body');
+  const bytes = Buffer.isBuffer(raw) ? raw : Buffer.alloc(0);
+  if (bytes.length === 0) throw new MeshError('MESH_BAD_REQUEST', 'the request has no body');
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(STRICT_UTF8.decode(bytes)) as unknown;
   } catch (err) {
     throw new MeshError('MESH_BAD_REQUEST', `the body is not valid JSON: ${(err as Error).message}`);
   }
@@ -280,6 +292,20 @@ export function createBridgeApp(deps: BridgeApiDeps): express.Express {
     res.status(201).end();
   });
 
+  if (deps.lightmesh) {
+    app.use(
+      createLightmeshRouter({
+        ...deps.lightmesh,
+        produce,
+        openapi,
+        maxBodyBytes: limits.maxBodyBytes,
+        maxRecordsPerRequest: limits.maxRecordsPerRequest,
+        consumers: deps.consumers,
+        logger,
+      }),
+    );
+  }
+
   if (deps.consumers) {
     app.use(
       createPullConsumerRouter({
@@ -321,5 +347,12 @@ function fromExpressError(err: unknown): MeshError {
     );
   }
   if (type === 'request.aborted') return new MeshError('MESH_BAD_REQUEST', 'the client aborted the request');
+  // Other client errors of express and body-parser (a path parameter that is not valid
+  // percent-encoding, an unsupported body encoding) carry a 4xx `status`: the client's fault, not 500.
+  const status = (err as { status?: unknown } | undefined)?.status;
+  if (!(err instanceof MeshError) && typeof status === 'number' && status >= 400 && status < 500) {
+    const code = status === 415 ? 'MESH_UNSUPPORTED_MEDIA_TYPE' : 'MESH_BAD_REQUEST';
+    return new MeshError(code, (err as Error).message);
+  }
   return toMeshError(err);
 }

@@ -1,14 +1,16 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { Admin, Producer } from 'kafkajs';
-import type { Component, Readiness } from '../services/runtime/component.js';
+import type { Component, ComponentStatus, Readiness } from '../services/runtime/component.js';
 import type { BridgeConfig, DeepReadonly, KafkaConfig } from '../services/runtime/config.js';
 import { HttpListener } from '../services/runtime/http.js';
 import type { Logger } from '../services/runtime/logging.js';
 import type { MeshMetrics } from '../services/runtime/metrics.js';
 import { createBridgeApp } from './api.js';
 import { PullConsumerRegistry } from './consumer/pull/registry.js';
+import type { SubscriptionConfig } from './consumer/push/subscription.js';
 import { createKafkaClient } from './kafka/client.js';
 import { TopicMetadata } from './kafka/metadata.js';
+import { AuditWriter } from './lightmesh/audit.js';
 import { BridgeOpenApi } from './openapi.js';
 import { IdempotencyStore } from './producer/idempotency.js';
 import { ProduceService } from './producer/produce-service.js';
@@ -23,6 +25,11 @@ export interface BridgeOptions {
   readonly metrics: MeshMetrics;
   readonly logger: Logger;
   readonly tracer: Tracer;
+  /** The app (`ingress.target`) and the push subscriptions, for light-mesh dead-letter replay. */
+  readonly lightmeshBackend?: {
+    readonly target: string;
+    readonly subscriptions: readonly SubscriptionConfig[];
+  };
 }
 
 const CONNECT_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000];
@@ -93,6 +100,25 @@ export class BridgeComponent implements Component {
         void work.finally(() => this.background.delete(work));
       },
       consumers: this.consumers,
+      lightmesh: {
+        options: bridge.lightmesh,
+        audit: new AuditWriter({
+          settings: bridge.lightmesh.audit,
+          serviceId: bridge.lightmesh.serviceId,
+          producer: () => Promise.resolve(this.producer),
+          logger: logger.child({ component: 'audit' }),
+        }),
+        readiness: () => this.readiness(),
+        admin: this.admin,
+        ...(options.lightmeshBackend
+          ? {
+              backend: {
+                ...options.lightmeshBackend,
+                producer: () => Promise.resolve(this.producer),
+              },
+            }
+          : {}),
+      },
     });
     this.listener = new HttpListener({
       name: 'bridge',
@@ -126,6 +152,16 @@ export class BridgeComponent implements Component {
       };
     }
     return { ready: true };
+  }
+
+  /** Listener, producer connection and pull consumer instances, for the admin status page. */
+  status(): ComponentStatus {
+    return {
+      listener: this.listener.status(),
+      kafkaConnected: this.connected,
+      lastConnectError: this.lastConnectError ?? null,
+      pullConsumers: this.consumers.status(),
+    };
   }
 
   drain(): Promise<void> {

@@ -13,6 +13,8 @@ const SCHEMA_NAMES = [
   'Topics',
   'Partitions',
   'OffsetCommitSeekList',
+  // light-mesh compatibility.
+  'LightmeshProduceRequest',
 ] as const;
 
 export type BridgeSchemaName = (typeof SCHEMA_NAMES)[number];

@@ -94,5 +94,9 @@ describe('bridge produce across a broker outage (dedicated real broker)', functi
     const total = offsets.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
     assert.equal(total, 7, `records in the topic (the 503 answer acknowledged ${acknowledged})`);
     assert.deepEqual([...values].sort(), ['before-1', 'before-2', 'before-3', ...during].sort());
+    console.log(
+      `      broker-outage: sent=${3 + during.length} (+${during.length} retried) acknowledged(200)=${3 + retried.body.offsets.length} ` +
+        `refused(503)=${during.length - acknowledged} acknowledged-in-503=${acknowledged} in topic=${total} distinct=${new Set(values).size}`,
+    );
   });
 });

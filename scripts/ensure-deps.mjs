@@ -19,3 +19,13 @@ export function ensureDependencies() {
     process.exit(result.status ?? 1);
   }
 }
+
+/** The Debian tools the status-page and Prometheus tests drive (installed when missing, as in CI). */
+export function ensureTestTools() {
+  const result = spawnSync('bash', [join(repoRoot, 'scripts', 'system', 'install-test-tools.sh')], {
+    cwd: repoRoot,
+    stdio: 'inherit',
+  });
+  // Not fatal here: without the tools only their tests fail, each with a clear message.
+  if (result.status !== 0) process.stderr.write('continuing without chromium/prometheus\n');
+}

@@ -1,9 +1,10 @@
 // `npm test`: every test, unit and integration, against a real Kafka broker (see
 // integration/helpers/kafka.ts for how the broker is chosen). Ends with "N passed, N failed".
 import { spawn } from 'node:child_process';
-import { ensureDependencies, repoRoot } from './ensure-deps.mjs';
+import { ensureDependencies, ensureTestTools, repoRoot } from './ensure-deps.mjs';
 
 ensureDependencies();
+ensureTestTools();
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', 'node_modules/mocha/bin/mocha.js', ...process.argv.slice(2)],

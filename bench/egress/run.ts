@@ -6,10 +6,13 @@
  *   npm run build && npx tsx bench/egress/run.ts [--duration 10] [--rate 1000] [--connections 50] [--rounds 3]
  *   npx tsx bench/egress/run.ts --profile [--duration 10]   # CPU profile of the sidecar at peak load
  *
- * Two measurements per target, with autocannon: peak throughput (closed loop, `connections`
- * keep-alive connections) and latency at a fixed rate (`overallRate`, open-loop pacing so slow answers
- * do not slow the offered load). Added latency = proxy percentile − direct percentile. Every request
- * carries `Host: backend`, the name of the sidecar's egress service (the others ignore it).
+ * Two measurements per target: peak throughput with autocannon (closed loop, `connections`
+ * keep-alive connections), and latency at a fixed rate with the open-loop generator of bench/lib.ts
+ * (not autocannon's `overallRate`, which sends each second's quota as a closed-loop burst: see
+ * `openLoop`), with the CPU time the proxy process spent per request at that rate (from /proc, the
+ * figure least disturbed by other load on the machine). Added latency = proxy percentile − direct
+ * percentile. Every request carries `Host: backend`, the name of the sidecar's egress service (the
+ * others ignore it).
  *
  * The sidecar runs at log level `warn` (no access log, so the bench measures the proxy rather than
  * the pipe to this process); at that level it does not log its bound URLs, so its ports are picked
@@ -24,7 +27,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from '../../scripts/lib/ports.js';
-import { percentile, waitUntilOk } from '../lib.js';
+import { cpuTimeMs, openLoop, percentile, waitUntilOk } from '../lib.js';
 
 /** The part of autocannon's API used here (it ships no types). */
 interface AutocannonResult {
@@ -72,6 +75,8 @@ interface Measurement {
   rps: number;
   p50: number;
   p99: number;
+  /** CPU time of the proxy process per request (µs); at the fixed rate only. */
+  cpuUs: number;
 }
 
 const ms = (value: number) => value.toFixed(2);
@@ -83,28 +88,25 @@ function median(measurements: readonly Measurement[]): Measurement {
     const middle = sorted.length >> 1;
     return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
   };
-  return { rps: of((m) => m.rps), p50: of((m) => m.p50), p99: of((m) => m.p99) };
+  return { rps: of((m) => m.rps), p50: of((m) => m.p50), p99: of((m) => m.p99), cpuUs: of((m) => m.cpuUs) };
 }
 
-/**
- * One autocannon run. Latency percentiles come from autocannon's per-response times (sub-millisecond;
- * its own histogram keeps whole milliseconds, too coarse for what a proxy adds at 1,000 req/s).
- */
-async function load(url: string, options: { overallRate?: number }): Promise<Measurement> {
-  const times: number[] = [];
-  const run = autocannon({
-    url,
-    connections: options.overallRate ? Math.max(10, Math.ceil(options.overallRate / 100)) : connections,
-    duration,
-    headers: { host: SERVICE },
-    ...(options.overallRate ? { overallRate: options.overallRate } : {}),
-  });
-  run.on('response', (_client, _status, _bytes, ms) => times.push(ms));
-  const result = await run;
+/** Peak throughput: one closed-loop autocannon run. */
+async function peak(url: string): Promise<Measurement> {
+  const result = await autocannon({ url, connections, duration, headers: { host: SERVICE } });
   const errors = result.errors + result.timeouts + result.non2xx;
   if (errors > 0) console.warn(`  ${url}: ${errors} errors/timeouts/non-2xx`);
-  times.sort((a, b) => a - b);
-  return { rps: result.requests.average, p50: percentile(times, 50), p99: percentile(times, 99) };
+  return { rps: result.requests.average, p50: Number.NaN, p99: Number.NaN, cpuUs: Number.NaN };
+}
+
+/** Latency at the fixed rate (open loop), and the CPU time `pid` spent per request meanwhile. */
+async function fixedRate(url: string, pid: number): Promise<Measurement> {
+  const before = cpuTimeMs(pid);
+  const result = await openLoop({ url, rate, durationS: duration, headers: { host: SERVICE } });
+  const cpuUs = ((cpuTimeMs(pid) - before) * 1000) / result.sent;
+  if (result.errors > 0) console.warn(`  ${url}: ${result.errors} errors/non-2xx at ${rate} req/s`);
+  const times = result.latenciesMs;
+  return { rps: result.sent / duration, p50: percentile(times, 50), p99: percentile(times, 99), cpuUs };
 }
 
 function startBackend(): Promise<{ proc: ChildProcess; url: string }> {
@@ -241,7 +243,7 @@ try {
       profileDir,
     ]);
     sidecars.push(sidecar);
-    await load(`${sidecar.url}/hello`, {});
+    await peak(`${sidecar.url}/hello`);
     await sidecar.stop();
     const [file] = (await readdir(profileDir)).filter((name) => name.endsWith('.cpuprofile'));
     console.log(`\nsidecar egress, ${duration} s at peak load (JIT warm-up included): top self time\n`);
@@ -260,22 +262,23 @@ try {
     });
     sidecars.push(split);
 
-    const targets: [string, string][] = [
-      ['direct (demo backend)', `${backend.url}/hello`],
-      ['haproxy 2.6 (1 thread, keep-alive upstream)', `${haproxy.url}/hello`],
-      ['sidecar egress (default policies)', `${plain.url}/hello`],
-      ['sidecar egress, 90/10 split', `${split.url}/hello`],
+    // [name, url, pid of the process whose CPU time is counted]
+    const targets: [string, string, number][] = [
+      ['direct (demo backend)', `${backend.url}/hello`, backend.proc.pid!],
+      ['haproxy 2.6 (1 thread, keep-alive upstream)', `${haproxy.url}/hello`, haproxy.proc.pid!],
+      ['sidecar egress (default policies)', `${plain.url}/hello`, plain.proc.pid!],
+      ['sidecar egress, 90/10 split', `${split.url}/hello`, split.proc.pid!],
     ];
-    for (const [, url] of targets) await load(url, {}); // warm-up (JIT, pools)
+    for (const [, url] of targets) await peak(url); // warm-up (JIT, pools)
     // Rounds interleave the targets, so a burst of other load on the machine hits all of them; each
     // figure is the median over the rounds.
     const rounds = new Map<string, { peak: Measurement[]; fixed: Measurement[] }>(
       targets.map(([name]) => [name, { peak: [], fixed: [] }]),
     );
     for (let round = 1; round <= roundCount; round += 1) {
-      for (const [name, url] of targets) {
-        rounds.get(name)!.peak.push(await load(url, {}));
-        rounds.get(name)!.fixed.push(await load(url, { overallRate: rate }));
+      for (const [name, url, pid] of targets) {
+        rounds.get(name)!.peak.push(await peak(url));
+        rounds.get(name)!.fixed.push(await fixedRate(url, pid));
         console.error(`round ${round}/${roundCount}: measured ${name}`);
       }
     }
@@ -290,9 +293,9 @@ try {
       `\n${duration}s per run, median of ${roundCount} interleaved rounds, peak with ${connections} connections, fixed rate ${rate} req/s\n`,
     );
     console.log(
-      '| target | peak req/s | peak vs haproxy | p50 @rate (ms) | p99 @rate (ms) | added p50 (ms) | added p99 (ms) | added p99 vs haproxy |',
+      '| target | peak req/s | peak vs haproxy | p50 @rate (ms) | p99 @rate (ms) | added p50 (ms) | added p99 (ms) | added p99 vs haproxy | CPU µs/req @rate |',
     );
-    console.log('|---|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|---|');
     for (const [name] of targets) {
       const { peak, fixed } = results.get(name)!;
       const a = added(fixed);
@@ -304,7 +307,7 @@ try {
       console.log(
         `| ${name} | ${Math.round(peak.rps)} | ${(peak.rps / reference.peak.rps).toFixed(2)} | ${ms(fixed.p50)} | ${ms(fixed.p99)} | ${
           isDirect ? '–' : ms(a.p50)
-        } | ${isDirect ? '–' : ms(a.p99)} | ${isDirect ? '–' : vsReference} |`,
+        } | ${isDirect ? '–' : ms(a.p99)} | ${isDirect ? '–' : vsReference} | ${Math.round(fixed.cpuUs)} |`,
       );
     }
   }

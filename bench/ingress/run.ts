@@ -3,20 +3,31 @@
  * and with OpenAPI validation plus a rate-limit rule that never trips), and through nginx from
  * Debian as a reference proxy, all in one run on this machine.
  *
- *   npx tsx bench/ingress/run.ts [--duration 10] [--rate 1000] [--connections 50]
+ *   npx tsx bench/ingress/run.ts [--duration 10] [--rate 1000] [--connections 50] [--rounds 3]
+ *     [--baseline-ref <git ref>]
  *
- * Two measurements per target, with autocannon: peak throughput (closed loop, `connections`
- * keep-alive connections) and latency at a fixed rate (`overallRate`, open-loop pacing so slow
- * answers do not slow the offered load). Added latency = proxy percentile − direct percentile.
+ * Two measurements per target: peak throughput with autocannon (closed loop, `connections`
+ * keep-alive connections), and latency at a fixed rate with the open-loop generator of bench/lib.ts
+ * (not autocannon's `overallRate`, which sends each second's quota as a closed-loop burst: see
+ * `openLoop`), with the CPU time the proxy process spent per request at that rate (from /proc, the
+ * figure least disturbed by other load on the machine). Added latency = proxy percentile − direct
+ * percentile. Targets are interleaved over the rounds; each figure is the median of its rounds.
+ *
+ * `--baseline-ref` adds the forward-only sidecar as built from that commit (checked out into a
+ * temporary git worktree, compiled with tsc) and, for like with like, the working tree's build
+ * (dist/, compiled in the run too); the ratios of the two show what the hot path costs now against
+ * then with none of the newer rules configured.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
+import { stringify } from 'yaml';
 import { startSidecarProcess, type SidecarProcess } from '../../integration/helpers/sidecar-process.js';
+import { cpuTimeMs, openLoop, percentile } from '../lib.js';
 
 /** The part of autocannon's API used here (it ships no types). */
 interface AutocannonResult {
@@ -38,8 +49,12 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1000' },
     connections: { type: 'string', default: '50' },
+    rounds: { type: 'string', default: '3' },
+    'baseline-ref': { type: 'string' },
   },
 });
+const baselineRef = values['baseline-ref'];
+const roundCount = Number(values.rounds);
 const duration = Number(values.duration);
 const rate = Number(values.rate);
 const connections = Number(values.connections);
@@ -49,19 +64,39 @@ interface Measurement {
   rps: number;
   p50: number;
   p99: number;
+  /** CPU time of the proxy process per request (µs); at the fixed rate only. */
+  cpuUs: number;
 }
 
-async function load(url: string, options: { overallRate?: number }): Promise<Measurement> {
-  const result = await autocannon({
-    url,
-    connections: options.overallRate ? Math.max(10, Math.ceil(options.overallRate / 100)) : connections,
-    duration,
-    ...(options.overallRate ? { overallRate: options.overallRate } : {}),
-  });
+/** Peak throughput: one closed-loop autocannon run. */
+async function peak(url: string): Promise<Measurement> {
+  const result = await autocannon({ url, connections, duration });
   const errors = result.errors + result.timeouts + result.non2xx;
   if (errors > 0) console.warn(`  ${url}: ${errors} errors/timeouts/non-2xx`);
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
+  return { rps: result.requests.average, p50: Number.NaN, p99: Number.NaN, cpuUs: Number.NaN };
 }
+
+/** Latency at the fixed rate (open loop), and the CPU time `pid` (and its children) spent per request. */
+async function fixedRate(url: string, pid: number): Promise<Measurement> {
+  const before = cpuTimeMs(pid);
+  const result = await openLoop({ url, rate, durationS: duration });
+  const cpuUs = ((cpuTimeMs(pid) - before) * 1000) / result.sent;
+  if (result.errors > 0) console.warn(`  ${url}: ${result.errors} errors/non-2xx at ${rate} req/s`);
+  const times = result.latenciesMs;
+  return { rps: result.sent / duration, p50: percentile(times, 50), p99: percentile(times, 99), cpuUs };
+}
+
+/** Median of each figure separately. */
+function median(measurements: readonly Measurement[]): Measurement {
+  const of = (pick: (m: Measurement) => number) => {
+    const sorted = measurements.map(pick).sort((a, b) => a - b);
+    const middle = sorted.length >> 1;
+    return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  };
+  return { rps: of((m) => m.rps), p50: of((m) => m.p50), p99: of((m) => m.p99), cpuUs: of((m) => m.cpuUs) };
+}
+
+const ms = (value: number) => value.toFixed(2);
 
 function startProcess(
   command: string,
@@ -124,7 +159,16 @@ http {
 const dir = await mkdtemp(join(tmpdir(), 'mesh-bench-ingress-'));
 const children: ChildProcess[] = [];
 const sidecars: SidecarProcess[] = [];
+const git = (...args: string[]) => promisify(execFile)('git', ['-C', repoRoot, ...args]);
+const worktree = join(dir, 'baseline');
 try {
+  if (baselineRef !== undefined) {
+    await git('worktree', 'add', '--detach', worktree, baselineRef);
+    await symlink(join(repoRoot, 'node_modules'), join(worktree, 'node_modules'));
+    for (const root of [repoRoot, worktree]) {
+      await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
+    }
+  }
   const backend = await startProcess(
     process.execPath,
     ['--import', 'tsx', 'services/demo-backend/server.ts', '--port', '0'],
@@ -146,10 +190,29 @@ try {
    * per-request access log off with a SIGHUP reload to `warn`, so the bench measures the proxy,
    * not the pipe to this process.
    */
-  const startQuietSidecar = async (ingress: Record<string, unknown>) => {
+  const startQuietSidecar = async (ingress: Record<string, unknown>, builtIn?: string) => {
     const config = sidecarConfig(ingress);
-    const sidecar = await startSidecarProcess(config);
-    sidecars.push(sidecar);
+    let sidecar: Pick<SidecarProcess, 'proc' | 'urls' | 'rewriteConfig'>;
+    if (builtIn === undefined) {
+      sidecars.push((sidecar = await startSidecarProcess(config)));
+    } else {
+      // The compiled CLI of the tree at `builtIn`, with the same config.
+      const configFile = join(dir, `sidecar-${children.length}.yaml`);
+      await writeFile(configFile, stringify(config));
+      const bin = join(builtIn, 'dist/services/sidecar/bin.js');
+      const started = await startProcess(
+        process.execPath,
+        [bin, '--config', configFile],
+        /^\{.*"msg":"mesh-sidecar started".*$/m,
+      );
+      children.push(started.proc);
+      const { listeners } = JSON.parse(started.line) as { listeners: Record<string, string> };
+      sidecar = {
+        proc: started.proc,
+        urls: listeners,
+        rewriteConfig: (next) => writeFile(configFile, stringify(next)),
+      };
+    }
     await sidecar.rewriteConfig({ ...config, log: { level: 'warn' } });
     sidecar.proc.kill('SIGHUP');
     for (let i = 0; ; i += 1) {
@@ -167,43 +230,82 @@ try {
     rateLimits: [{ requestsPerSecond: 1e9, burst: 1e9 }],
   });
 
-  const targets: [string, string][] = [
-    ['direct (demo backend)', `${backendUrl}/hello`],
-    ['nginx 1.22 (1 worker, keep-alive upstream)', `${nginx.url}/hello`],
-    ['sidecar ingress, forward only', `${plain.urls.ingress}/hello`],
-    ['sidecar ingress, OpenAPI strict + rate limit', `${validating.urls.ingress}/hello?lang=en`],
+  // [name, url, pid of the process whose CPU time is counted (nginx: the master and its worker)]
+  const targets: [string, string, number][] = [
+    ['direct (demo backend)', `${backendUrl}/hello`, backend.proc.pid!],
+    ['nginx 1.22 (1 worker, keep-alive upstream)', `${nginx.url}/hello`, nginx.proc.pid!],
+    ['sidecar ingress, forward only', `${plain.urls.ingress}/hello`, plain.proc.pid!],
+    [
+      'sidecar ingress, OpenAPI strict + rate limit',
+      `${validating.urls.ingress}/hello?lang=en`,
+      validating.proc.pid!,
+    ],
   ];
-  for (const [, url] of targets) await load(url, {}); // warm-up (JIT, pools)
-  const results = new Map<string, { peak: Measurement; fixed: Measurement }>();
-  for (const [name, url] of targets) {
-    const peak = await load(url, {});
-    const fixed = await load(url, { overallRate: rate });
-    results.set(name, { peak, fixed });
-    console.error(`measured ${name}`);
+  const nowName = 'sidecar ingress (dist/), forward only';
+  const beforeName = `sidecar @${baselineRef}, forward only`;
+  if (baselineRef !== undefined) {
+    for (const [name, root] of [
+      [nowName, repoRoot],
+      [beforeName, worktree],
+    ]) {
+      const sidecar = await startQuietSidecar({}, root);
+      targets.push([name, `${sidecar.urls.ingress}/hello`, sidecar.proc.pid!]);
+    }
   }
+  for (const [, url] of targets) await peak(url); // warm-up (JIT, pools)
+  const rounds = new Map<string, { peak: Measurement[]; fixed: Measurement[] }>(
+    targets.map(([name]) => [name, { peak: [], fixed: [] }]),
+  );
+  for (let round = 1; round <= roundCount; round += 1) {
+    for (const [name, url, pid] of targets) {
+      rounds.get(name)!.peak.push(await peak(url));
+      rounds.get(name)!.fixed.push(await fixedRate(url, pid));
+      console.error(`round ${round}/${roundCount}: measured ${name}`);
+    }
+  }
+  const results = new Map(
+    [...rounds].map(([name, { peak, fixed }]) => [name, { peak: median(peak), fixed: median(fixed) }]),
+  );
   const direct = results.get(targets[0][0])!;
   const nginxResult = results.get(targets[1][0])!;
   const added = (m: Measurement) => ({ p50: m.p50 - direct.fixed.p50, p99: m.p99 - direct.fixed.p99 });
   const nginxAdded = added(nginxResult.fixed);
   console.log(
-    `\nduration ${duration}s per run, peak with ${connections} connections, fixed rate ${rate} req/s\n`,
+    `\n${duration}s per run, median of ${roundCount} interleaved rounds, peak with ${connections} connections, fixed rate ${rate} req/s\n`,
   );
   console.log(
-    '| target | peak req/s | peak vs nginx | p50 @rate (ms) | p99 @rate (ms) | added p50 (ms) | added p99 (ms) | added p99 vs nginx |',
+    '| target | peak req/s | peak vs nginx | p50 @rate (ms) | p99 @rate (ms) | added p50 (ms) | added p99 (ms) | added p99 vs nginx | CPU µs/req @rate |',
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const [name] of targets) {
     const { peak, fixed } = results.get(name)!;
     const a = added(fixed);
     const isDirect = name === targets[0][0];
+    const vsNginx =
+      nginxAdded.p99 > 0 ? (a.p99 / nginxAdded.p99).toFixed(2) : `n/a (nginx adds ${ms(nginxAdded.p99)})`;
     console.log(
-      `| ${name} | ${Math.round(peak.rps)} | ${(peak.rps / nginxResult.peak.rps).toFixed(2)} | ${fixed.p50} | ${fixed.p99} | ${
-        isDirect ? '–' : a.p50
-      } | ${isDirect ? '–' : a.p99} | ${isDirect ? '–' : nginxAdded.p99 > 0 ? (a.p99 / nginxAdded.p99).toFixed(2) : 'n/a'} |`,
+      `| ${name} | ${Math.round(peak.rps)} | ${(peak.rps / nginxResult.peak.rps).toFixed(2)} | ${ms(fixed.p50)} | ${ms(fixed.p99)} | ${
+        isDirect ? '–' : ms(a.p50)
+      } | ${isDirect ? '–' : ms(a.p99)} | ${isDirect ? '–' : vsNginx} | ${Math.round(fixed.cpuUs)} |`,
+    );
+  }
+  if (baselineRef !== undefined) {
+    const now = results.get(nowName)!;
+    const before = results.get(beforeName)!;
+    const ratio = (label: string, a: number, b: number, unit: string, digits: number) =>
+      `${label} ${(a / b).toFixed(2)} (${a.toFixed(digits)} / ${b.toFixed(digits)}${unit})`;
+    console.log(
+      `\nunconfigured hot path now / before (dist/ vs @${baselineRef}): ${[
+        ratio('peak req/s', now.peak.rps, before.peak.rps, '', 0),
+        ratio('added p50', added(now.fixed).p50, added(before.fixed).p50, ' ms', 2),
+        ratio('added p99', added(now.fixed).p99, added(before.fixed).p99, ' ms', 2),
+        ratio('CPU µs/req', now.fixed.cpuUs, before.fixed.cpuUs, '', 0),
+      ].join(', ')}`,
     );
   }
 } finally {
   for (const sidecar of sidecars) await sidecar.cleanup();
   for (const child of children) child.kill('SIGTERM');
+  if (baselineRef !== undefined) await git('worktree', 'remove', '--force', worktree).catch(() => undefined);
   await rm(dir, { recursive: true, force: true });
 }

@@ -23,7 +23,8 @@ import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer }
 import type { DeepReadonly, MeshConfig } from '../../services/runtime/config.js';
 import type { Logger } from '../../services/runtime/logging.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
-import { backoffCap, fullJitterBackoff, sleep } from '../consumer/push/backoff.js';
+import { GroupMember, tpKey } from '../consumer/group-member.js';
+import { fullJitterBackoff, sleep } from '../consumer/push/backoff.js';
 import {
   CLOUDEVENT_BATCH_CONTENT_TYPE,
   CLOUDEVENT_CONTENT_TYPE,
@@ -66,9 +67,6 @@ const HEARTBEAT_INTERVAL_MS = 1_000;
  * requests; the unit's rest is written when it finishes, before the commit.
  */
 const WRITE_BATCH_RECORDS = 100;
-const CONNECT_BACKOFF = { initialBackoffMs: 250, maxBackoffMs: 5_000 };
-
-const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
 export class StreamProcessor {
   readonly name: string;
@@ -80,19 +78,12 @@ export class StreamProcessor {
   private readonly exactlyOnce: boolean;
   private readonly producers: PartitionProducers;
   private readonly lifetime = new AbortController();
-  private readonly assignment = new Map<string, { topic: string; partition: number }>();
+  private readonly member: GroupMember;
   /** exactly_once: partitions whose committed offset must be re-read before their next run. */
   private readonly unchecked = new Set<string>();
-  private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
-  private readonly activeBatches = new Set<Promise<unknown>>();
-  private joined = false;
-  private crashed: string | undefined;
-  private connecting: Promise<void> | undefined;
-  private lagTimer: NodeJS.Timeout | undefined;
   private appDownStreak = 0;
   private commitFailureStreak = 0;
   private drainPromise: Promise<void> | undefined;
-  private stopped = false;
 
   constructor(private readonly options: StreamProcessorOptions) {
     const { config, kafka, app } = options;
@@ -115,45 +106,47 @@ export class StreamProcessor {
       allowAutoTopicCreation: false,
     });
     this.admin = kafka.admin();
-    const { events } = this.consumer;
-    this.consumer.on(events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment));
-    this.consumer.on(events.CRASH, ({ payload }) => {
-      this.crashed = payload.error.message;
-      if (!payload.restart) this.joined = false;
-      this.logger.error(
-        { err: payload.error.message, restart: payload.restart },
-        'processor consumer crashed',
-      );
-    });
-    this.consumer.on(events.STOP, () => {
-      this.joined = false;
+    this.member = new GroupMember({
+      consumer: this.consumer,
+      admin: this.admin,
+      group: config.group,
+      kind: 'processor',
+      metrics: options.metrics,
+      logger: this.logger,
+      lifetime: this.lifetime.signal,
+      topics: () => [...config.topics],
+      fromBeginning: config.autoOffsetReset === 'earliest',
+      maxConcurrency: config.maxConcurrency,
+      lagIntervalMs: options.lagIntervalMs,
+      eachBatch: (payload) => this.handleBatch(payload),
+      onAssigned: () => {
+        this.unchecked.clear();
+        for (const k of this.member.assignment.keys()) this.unchecked.add(k);
+      },
+      onJoined: () => this.fenceAssigned(),
+      onDisconnect: () => this.producers.releaseAll(),
     });
   }
 
   start(): void {
-    this.connecting = this.connectUntilRunning();
-    this.lagTimer = setInterval(() => void this.updateLag(), this.options.lagIntervalMs ?? 5_000);
-    this.lagTimer.unref();
+    this.member.start();
   }
 
   get isReady(): boolean {
-    return this.joined && !this.stopped;
+    return this.member.isReady;
   }
 
   get notReadyReason(): string {
-    return this.crashed ? `consumer crashed: ${this.crashed}` : 'not joined to its consumer group yet';
+    return this.member.notReadyReason;
   }
 
   /** Stop taking records; in-flight requests finish, what is final is committed; leave the group. */
   drain(): Promise<void> {
     this.drainPromise ??= (async () => {
       this.lifetime.abort();
-      for (const timer of this.resumeTimers.values()) clearTimeout(timer);
-      this.resumeTimers.clear();
-      this.pauseAll();
-      await this.connecting;
-      await Promise.allSettled([...this.activeBatches]);
-      await this.disconnect();
+      this.member.pauseForDrain();
+      await this.member.settled();
+      await this.member.disconnect();
       this.logger.info('processor drained');
     })();
     return this.drainPromise;
@@ -161,76 +154,18 @@ export class StreamProcessor {
 
   async stop(): Promise<void> {
     this.lifetime.abort();
-    for (const timer of this.resumeTimers.values()) clearTimeout(timer);
+    this.member.clearResumeTimers();
     // An open transaction is left to the partition's next owner, whose fencing aborts it.
-    await this.disconnect();
+    await this.member.disconnect();
   }
 
-  private async disconnect(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearInterval(this.lagTimer);
-    await Promise.allSettled([this.consumer.disconnect(), this.admin.disconnect()]);
-    await this.producers.releaseAll();
-    this.joined = false;
-  }
-
-  private async connectUntilRunning(): Promise<void> {
-    const { config } = this.options;
-    for (let attempt = 0; !this.lifetime.signal.aborted; attempt++) {
-      try {
-        await this.consumer.connect();
-        await this.admin.connect();
-        await this.consumer.subscribe({
-          topics: [...config.topics],
-          fromBeginning: config.autoOffsetReset === 'earliest',
-        });
-        await this.consumer.run({
-          autoCommit: false,
-          eachBatchAutoResolve: false,
-          partitionsConsumedConcurrently: config.maxConcurrency,
-          eachBatch: (payload) => this.trackBatch(payload),
-        });
-        return;
-      } catch (err) {
-        this.crashed = (err as Error).message;
-        this.logger.warn({ err: this.crashed, attempt }, 'processor cannot start consuming yet');
-        await sleep(backoffCap(CONNECT_BACKOFF, attempt), this.lifetime.signal);
-      }
-    }
-  }
-
-  private onJoin(memberAssignment: Record<string, number[]>): void {
-    this.joined = true;
-    this.crashed = undefined;
-    const before = [...this.assignment.values()];
-    this.assignment.clear();
-    this.unchecked.clear();
-    for (const [topic, partitions] of Object.entries(memberAssignment)) {
-      for (const partition of partitions) {
-        this.assignment.set(tpKey(topic, partition), { topic, partition });
-        this.unchecked.add(tpKey(topic, partition));
-      }
-    }
-    for (const { topic, partition } of before) {
-      if (this.assignment.has(tpKey(topic, partition))) continue;
-      this.options.metrics.consumerLag.remove({
-        group: this.options.config.group,
-        topic,
-        partition: String(partition),
-      });
-      const timer = this.resumeTimers.get(tpKey(topic, partition));
-      if (timer) {
-        clearTimeout(timer);
-        this.resumeTimers.delete(tpKey(topic, partition));
-        this.consumer.resume([{ topic, partitions: [partition] }]);
-      }
-    }
+  /** exactly_once, after a join: revoked partitions' producers go, assigned ones fence their previous owners. */
+  private fenceAssigned(): void {
     if (this.exactlyOnce) {
-      const owned = (topic: string, partition: number) => this.assignment.has(tpKey(topic, partition));
+      const owned = (topic: string, partition: number) => this.member.assignment.has(tpKey(topic, partition));
       void this.producers.retainOnly(owned);
       // Fence the previous owners now, not at the first record: their open transactions end at once.
-      for (const { topic, partition } of this.assignment.values()) {
+      for (const { topic, partition } of this.member.assignment.values()) {
         this.producers.acquire(topic, partition).catch((err: unknown) => {
           this.logger.warn(
             { topic, partition, err: (err as Error).message },
@@ -239,17 +174,6 @@ export class StreamProcessor {
         });
       }
     }
-    this.logger.info({ assignment: memberAssignment }, 'processor joined its group');
-  }
-
-  private trackBatch(payload: EachBatchPayload): Promise<void> {
-    const work = this.handleBatch(payload);
-    this.activeBatches.add(work);
-    void work.then(
-      () => this.activeBatches.delete(work),
-      () => this.activeBatches.delete(work),
-    );
-    return work;
   }
 
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
@@ -301,18 +225,8 @@ export class StreamProcessor {
       clearInterval(beat);
     }
 
-    if (halt === 'app-down') {
-      this.appDownStreak += 1;
-      const cap = backoffCap(config.retry, this.appDownStreak - 1);
-      this.pausePartition(
-        topic,
-        partition,
-        Math.max(1, Math.round(cap / 2 + Math.random() * (cap / 2))),
-        'app down',
-      );
-    } else if (halt === 'blocked') {
-      this.pausePartition(topic, partition, config.retry.maxBackoffMs, 'blocked on a poison record');
-    }
+    if (halt === 'app-down') this.appDownStreak += 1;
+    this.member.pauseAfterHalt(topic, partition, halt, config.retry, this.appDownStreak);
     if (heartbeatError !== undefined) throw heartbeatError;
     if (lastCommitted !== undefined) {
       this.options.metrics.consumerLag.set(
@@ -644,37 +558,13 @@ export class StreamProcessor {
     if (this.lifetime.signal.aborted) return;
     this.consumer.seek({ topic, partition, offset });
     this.commitFailureStreak += 1;
-    const cap = backoffCap(this.options.config.retry, this.commitFailureStreak - 1);
-    this.pausePartition(
+    this.member.pauseWithBackoff(
       topic,
       partition,
-      Math.max(1, Math.round(cap / 2 + Math.random() * (cap / 2))),
+      this.options.config.retry,
+      this.commitFailureStreak,
       'commit failed',
     );
-  }
-
-  private pausePartition(topic: string, partition: number, delayMs: number, reason: string): void {
-    if (this.lifetime.signal.aborted) return;
-    const k = tpKey(topic, partition);
-    this.consumer.pause([{ topic, partitions: [partition] }]);
-    clearTimeout(this.resumeTimers.get(k));
-    this.logger.warn({ topic, partition, resumeInMs: delayMs, reason }, 'partition paused');
-    const timer = setTimeout(() => {
-      this.resumeTimers.delete(k);
-      if (this.lifetime.signal.aborted) return;
-      this.consumer.resume([{ topic, partitions: [partition] }]);
-    }, delayMs);
-    timer.unref();
-    this.resumeTimers.set(k, timer);
-  }
-
-  private pauseAll(): void {
-    const byTopic = new Map<string, number[]>();
-    for (const { topic, partition } of this.assignment.values()) {
-      byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
-    }
-    if (byTopic.size > 0)
-      this.consumer.pause([...byTopic].map(([topic, partitions]) => ({ topic, partitions })));
   }
 
   /** The group's committed offset of a partition (the next record to process), if any. */
@@ -682,33 +572,5 @@ export class StreamProcessor {
     const [entry] = await this.admin.fetchOffsets({ groupId: this.options.config.group, topics: [topic] });
     const offset = entry?.partitions.find((p) => p.partition === partition)?.offset;
     return offset === undefined || BigInt(offset) < 0n ? undefined : BigInt(offset);
-  }
-
-  /** Lag from the committed offsets (end offset minus committed), so it keeps growing while paused. */
-  private async updateLag(): Promise<void> {
-    if (!this.joined || this.stopped || this.assignment.size === 0) return;
-    const { config, metrics } = this.options;
-    const topics = [...new Set([...this.assignment.values()].map((tp) => tp.topic))];
-    try {
-      const committed = await this.admin.fetchOffsets({ groupId: config.group, topics });
-      for (const topic of topics) {
-        const ends = await this.admin.fetchTopicOffsets(topic);
-        const committedByPartition = new Map(
-          committed.find((entry) => entry.topic === topic)?.partitions.map((p) => [p.partition, p.offset]) ??
-            [],
-        );
-        for (const end of ends) {
-          if (!this.assignment.has(tpKey(topic, end.partition))) continue;
-          const at = committedByPartition.get(end.partition);
-          const from = at === undefined || Number(at) < 0 ? Number(end.low) : Number(at);
-          metrics.consumerLag.set(
-            { group: config.group, topic, partition: String(end.partition) },
-            Math.max(0, Number(end.high) - from),
-          );
-        }
-      }
-    } catch (err) {
-      this.logger.debug({ err: (err as Error).message }, 'consumer lag not updated');
-    }
   }
 }

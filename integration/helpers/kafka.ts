@@ -154,6 +154,11 @@ export class KafkaTestContext {
     return new KafkaTestContext(brokers, new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING }));
   }
 
+  /** A context for a broker a test started itself (a secure or multi-node one); close() it in `after`. */
+  static forBrokers(brokers: string[], clientId = uniqueName('it')): KafkaTestContext {
+    return new KafkaTestContext(brokers, new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING }));
+  }
+
   /** One connected admin client per context. */
   admin(): Promise<Admin> {
     this.adminConnection ??= (async () => {

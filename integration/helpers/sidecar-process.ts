@@ -35,7 +35,9 @@ export async function startSidecarProcess(
   const dir = await mkdtemp(join(tmpdir(), 'mesh-sidecar-test-'));
   const configFile = join(dir, 'config.yaml');
   await writeFile(configFile, stringify(config));
-  const proc = spawn(process.execPath, ['--import', 'tsx', binPath, '--config', configFile], {
+  // Benchmarks profile the sidecar with e.g. BENCH_SIDECAR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = process.env['BENCH_SIDECAR_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
+  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', binPath, '--config', configFile], {
     cwd: repoRoot,
     env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -58,6 +58,20 @@ describe('egress CircuitBreaker', () => {
     breaker.release();
     assert.equal(breaker.admit(5).admitted, false);
   });
+
+  it('counts queued requests only once enough calls are in flight to fill the queue', () => {
+    const breaker = new CircuitBreaker({ ...policy, maxRequests: 10, maxPendingRequests: 2 });
+    let counted = 0;
+    const pending = () => {
+      counted += 1;
+      return 2;
+    };
+    assert.ok(breaker.admit(pending).admitted);
+    assert.ok(breaker.admit(pending).admitted);
+    assert.equal(counted, 0, 'below maxPendingRequests calls in flight, nothing can be queued');
+    assert.equal(breaker.admit(pending).admitted, false);
+    assert.equal(counted, 1);
+  });
 });
 
 describe('egress OutlierDetector', () => {

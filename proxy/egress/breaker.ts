@@ -39,8 +39,13 @@ export class CircuitBreaker {
     return this.stateValue;
   }
 
-  /** Whether a call may go out now; `pending` is the number of requests queued for a connection. */
-  admit(pending: number): Admission {
+  /**
+   * Whether a call may go out now; `pending` is the number of requests queued for a connection, or
+   * a function counting them, called only when the count could matter: queued requests belong to
+   * calls in flight, so below `maxPendingRequests` calls in flight the limit cannot be reached (the
+   * count walks every connection of every pool, too much to do on each call).
+   */
+  admit(pending: number | (() => number)): Admission {
     const state = this.state;
     if (state === 'open') return { admitted: false, reason: 'circuit open' };
     if (state === 'half-open') {
@@ -52,8 +57,10 @@ export class CircuitBreaker {
     if (this.inFlight >= this.policy.maxRequests) {
       return { admitted: false, reason: `${this.inFlight} requests in flight (maxRequests)` };
     }
-    if (pending >= this.policy.maxPendingRequests) {
-      return { admitted: false, reason: `${pending} requests waiting for a connection (maxPendingRequests)` };
+    const queued =
+      typeof pending === 'number' ? pending : this.inFlight < this.policy.maxPendingRequests ? 0 : pending();
+    if (queued >= this.policy.maxPendingRequests) {
+      return { admitted: false, reason: `${queued} requests waiting for a connection (maxPendingRequests)` };
     }
     this.inFlight += 1;
     return { admitted: true, probe: false };
@@ -85,6 +92,11 @@ export class CircuitBreaker {
       this.openedAt = this.now();
       this.onChange(true);
     }
+  }
+
+  /** State, consecutive failures and calls in flight (the status page shows them). */
+  status(): { state: BreakerState; consecutiveFailures: number; inFlight: number } {
+    return { state: this.state, consecutiveFailures: this.failures, inFlight: this.inFlight };
   }
 
   /** The admitted call has ended (its response body too). */

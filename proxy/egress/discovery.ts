@@ -29,6 +29,8 @@ export function originFor(address: string, target: Pick<DnsTarget, 'port' | 'sch
 export class DnsDiscovery {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** Why the last lookup failed (undefined after a success). */
+  lastError: string | undefined;
 
   constructor(
     private readonly service: string,
@@ -58,10 +60,12 @@ export class DnsDiscovery {
         const origins = [...new Set(addresses)].sort().map((address) => originFor(address, this.target));
         const before = this.endpoints.version;
         this.endpoints.update(origins);
+        this.lastError = undefined;
         if (this.endpoints.version !== before) {
           this.logger.info({ service: this.service, endpoints: origins }, 'egress endpoints changed');
         }
       } catch (err) {
+        this.lastError = `DNS lookup of ${this.target.name} failed: ${(err as Error).message}`;
         this.logger.warn(
           { service: this.service, name: this.target.name, err: (err as Error).message },
           'DNS lookup failed; keeping the last endpoints',

@@ -7,14 +7,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import type { Component, Readiness } from '../../services/runtime/component.js';
+import type { Component, ComponentStatus, Readiness } from '../../services/runtime/component.js';
 import type { Config } from '../../services/runtime/config.js';
 import { MeshError } from '../../services/runtime/errors.js';
 import { annotateResponse, ensureRequestId, HttpListener, sendProblem } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
+import { pump } from '../shared/relay.js';
 import type { Resolve } from './discovery.js';
-import { AttemptFailure } from './dispatch.js';
+import { AttemptFailure, CallSignal } from './dispatch.js';
 import {
   servicePolicyFromConfig,
   zeroConfigPolicy,
@@ -22,6 +23,7 @@ import {
   type ServicePolicy,
 } from './policy.js';
 import { Router } from './router.js';
+import { buildServiceIdRouter } from './service-id.js';
 import { UpstreamService } from './service.js';
 
 type EgressSection = Config['egress'];
@@ -46,20 +48,6 @@ export function egressWanted(config: EgressSection, upstreamUrl: string | undefi
   return config.enabled && (Object.keys(config.services).length > 0 || upstreamUrl !== undefined);
 }
 
-/**
- * Streams the upstream body to the app, as `pipeline()` would but without its per-call
- * AbortController and DOMException (a measurable share of a small request's cost on Node 20): an
- * upstream error cuts the response, a response closed early destroys the body (undici then aborts
- * the upstream request).
- */
-function relay(body: Readable, res: ServerResponse): void {
-  body.once('error', () => res.destroy());
-  res.once('close', () => {
-    if (!body.destroyed) body.destroy();
-  });
-  body.pipe(res);
-}
-
 /** Client-gone reason for the call's signal, so the chain stops without answering anyone. */
 class ClientGone extends Error {
   override readonly name = 'ClientGone';
@@ -71,6 +59,7 @@ export class EgressComponent implements Component {
   private readonly services = new Map<string, UpstreamService>();
   private readonly router: Router;
   private readonly maxRetryBodyBytes: number;
+  private readonly protocol: 'http' | 'https';
 
   constructor(private readonly options: EgressOptions) {
     const { config, metrics, logger, tracer, random, now, resolve } = options;
@@ -90,8 +79,10 @@ export class EgressComponent implements Component {
       policies,
       config.routes,
       options.upstreamUrl === undefined ? undefined : ZERO_CONFIG_SERVICE,
+      buildServiceIdRouter(config.serviceIds, policies),
     );
     this.maxRetryBodyBytes = config.maxRetryBodyBytes;
+    this.protocol = config.tls ? 'https' : 'http';
     this.listener = new HttpListener({
       name: 'egress',
       host: config.host,
@@ -133,6 +124,39 @@ export class EgressComponent implements Component {
       : { ready: false, reason: 'egress listener not bound' };
   }
 
+  /**
+   * Listener and services as the admin status page shows them: endpoints (ejected ones marked),
+   * breaker state and retry budget use of each service.
+   */
+  status(): ComponentStatus {
+    const services = [...this.services.values()].map((service) => {
+      const groups = service.groups.map((group) => {
+        const endpoints = group.endpoints.all.map((endpoint) => ({
+          origin: endpoint.origin,
+          ejected: group.outliers?.isEjected(endpoint) ?? false,
+          active: endpoint.active,
+        }));
+        return {
+          name: group.name === '' ? null : group.name,
+          weight: group.weight,
+          endpoints,
+          ejected: endpoints.filter((endpoint) => endpoint.ejected).length,
+        };
+      });
+      return {
+        name: service.name,
+        loadBalancer: service.policy.loadBalancer,
+        endpoints: groups.reduce((sum, group) => sum + group.endpoints.length, 0),
+        ejected: groups.reduce((sum, group) => sum + group.ejected, 0),
+        groups,
+        breaker: service.breaker?.status() ?? null,
+        retryBudget: service.retryBudget?.usage() ?? null,
+        oauth2: service.tokens !== undefined,
+      };
+    });
+    return { listener: this.listener.status(), services };
+  }
+
   async drain(): Promise<void> {
     await this.listener.drain();
     await Promise.all([...this.services.values()].map((service) => service.close()));
@@ -147,27 +171,34 @@ export class EgressComponent implements Component {
     const { tracer, logger } = this.options;
     const requestId = ensureRequestId(req, res);
     const method = req.method ?? 'GET';
-    const target = this.router.route(req.headers.host, req.url ?? '/');
-    annotateResponse(res, { route: target.service === undefined ? 'unknown' : target.route });
+    const target = this.router.route(req.headers.host, req.url ?? '/', req.headers, method);
 
     const parent = propagation.extract(context.active(), req.headers);
-    const span = tracer.startSpan(
-      `${method} egress`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          'http.request.method': method,
-          'url.path': req.url ?? '/',
-          ...(target.service === undefined ? {} : { 'mesh.service': target.service }),
-        },
-      },
-      parent,
-    );
-    annotateResponse(res, { traceId: span.spanContext().traceId });
+    const span = tracer.startSpan(`${method} egress`, { kind: SpanKind.SERVER }, parent);
+    const recording = span.isRecording();
+    if (recording) {
+      span.setAttributes({ 'http.request.method': method, 'url.path': req.url ?? '/' });
+      if (target.service !== undefined) span.setAttribute('mesh.service', target.service);
+    }
+    annotateResponse(res, {
+      route: target.service === undefined ? 'unknown' : target.route,
+      traceId: span.spanContext().traceId,
+    });
+    // The request's one `close` listener: ends the span and, when the app went away before the
+    // response ended, aborts the call (its signal stays linked while the body streams) and drops
+    // the upstream body.
+    const gone = new CallSignal();
+    let upstreamBody: Readable | undefined;
     res.once('close', () => {
-      span.setAttribute('http.response.status_code', res.statusCode);
-      if (res.statusCode >= 500 || !res.writableFinished) span.setStatus({ code: SpanStatusCode.ERROR });
-      span.end();
+      const finished = res.writableFinished;
+      if (recording) {
+        span.setAttribute('http.response.status_code', res.statusCode);
+        if (res.statusCode >= 500 || !finished) span.setStatus({ code: SpanStatusCode.ERROR });
+        span.end();
+      }
+      if (finished) return;
+      gone.abort(new ClientGone('the app closed the connection'));
+      if (upstreamBody !== undefined && !upstreamBody.destroyed) upstreamBody.destroy();
     });
 
     if (target.service === undefined) {
@@ -189,16 +220,10 @@ export class EgressComponent implements Component {
     }
     const service = this.services.get(target.service)!;
 
-    // Stays attached until the response closes: the app leaving mid-body aborts the call too.
-    const gone = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) gone.abort(new ClientGone('the app closed the connection'));
-    });
-
     const headers = withoutHopByHop(req.headers) as Record<string, string | string[]>;
     addForwardingHeaders(headers, {
       clientAddress: req.socket.remoteAddress,
-      protocol: this.listener.url.startsWith('https') ? 'https' : 'http',
+      protocol: this.protocol,
       host: req.headers.host,
     });
     // The upstream sees its own authority (undici sets Host from the endpoint), the app's in x-forwarded-host.
@@ -215,7 +240,7 @@ export class EgressComponent implements Component {
         path: target.path,
         headers,
         body,
-        signal: gone.signal,
+        signal: gone,
         context: trace.setSpan(parent, span),
         hashKey: Array.isArray(hashValue) ? hashValue.join(',') : hashValue,
         attempt: 1,
@@ -223,9 +248,12 @@ export class EgressComponent implements Component {
         tried: new Set(),
       });
       res.writeHead(answer.statusCode, withoutHopByHop(answer.headers));
-      relay(answer.body, res);
+      upstreamBody = answer.body;
+      if (res.destroyed) answer.body.destroy();
+      // A response closed early destroys the body: the `close` listener above does it.
+      else pump(answer.body, res);
     } catch (err) {
-      if (gone.signal.aborted) return;
+      if (gone.aborted) return;
       if (res.headersSent) {
         res.destroy();
         return;

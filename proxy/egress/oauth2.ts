@@ -14,6 +14,8 @@ export interface OAuth2Policy {
   readonly audience?: string | undefined;
   readonly authMethod: 'client_secret_basic' | 'client_secret_post';
   readonly refreshBeforeMs: number;
+  /** When set and the app sent `Authorization`, the token goes in this header instead. */
+  readonly scopeTokenHeader?: string | undefined;
 }
 
 /** Lifetime assumed when the token response has no `expires_in`. */
@@ -21,7 +23,7 @@ const DEFAULT_LIFETIME_MS = 300_000;
 const FETCH_TIMEOUT_MS = 10_000;
 
 export class TokenSource {
-  private token: { value: string; refreshAt: number } | undefined;
+  private token: { value: string; refreshAt: number; expiresAt: number } | undefined;
   private inFlight: Promise<string> | undefined;
   /** Token endpoint requests made so far. */
   fetches = 0;
@@ -31,12 +33,21 @@ export class TokenSource {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** A token with more than `refreshBeforeMs` left, fetching one (once for all callers) when needed. */
-  get(): Promise<string> {
+  /**
+   * A token with more than `refreshBeforeMs` left, fetching one (once for all callers) when needed.
+   * When that fetch fails, the cached token is used until it expires.
+   */
+  async get(): Promise<string> {
     const token = this.token;
-    if (token && this.now() < token.refreshAt) return Promise.resolve(token.value);
+    if (token && this.now() < token.refreshAt) return token.value;
     this.inFlight ??= this.fetch().finally(() => (this.inFlight = undefined));
-    return this.inFlight;
+    try {
+      return await this.inFlight;
+    } catch (err) {
+      const current = this.token;
+      if (current && this.now() < current.expiresAt) return current.value;
+      throw err;
+    }
   }
 
   /** The upstream refused `value`: the next get() fetches a new token (unless one came already). */
@@ -77,11 +88,15 @@ export class TokenSource {
       status = response.statusCode;
       body = (await response.body.json()) as typeof body;
     } catch (err) {
-      throw tokenError(`token endpoint ${policy.tokenUrl} failed: ${(err as Error).message}`, err);
+      // Unreachable, reset, timed out or not JSON: the server is down, which may pass (503).
+      throw tokenError(`token endpoint ${policy.tokenUrl} failed: ${(err as Error).message}`, err, true);
     }
     if (status !== 200 || typeof body.access_token !== 'string') {
+      // 4xx: the client is refused (a configuration error, 502); 5xx: the server is failing (503).
       throw tokenError(
         `token endpoint ${policy.tokenUrl} answered ${status} ${JSON.stringify(body.error ?? '')}`,
+        undefined,
+        status >= 500 || status === 429,
       );
     }
     const lifetimeMs =
@@ -90,12 +105,22 @@ export class TokenSource {
         : DEFAULT_LIFETIME_MS;
     // Renew refreshBeforeMs ahead, but never sooner than half-way through a short-lived token.
     const keepMs = Math.max(lifetimeMs - this.policy.refreshBeforeMs, lifetimeMs / 2);
-    this.token = { value: body.access_token, refreshAt: startedAt + keepMs };
+    this.token = {
+      value: body.access_token,
+      refreshAt: startedAt + keepMs,
+      expiresAt: startedAt + lifetimeMs,
+    };
     return body.access_token;
   }
 }
 
-function tokenError(detail: string, cause?: unknown): MeshError {
+function tokenError(detail: string, cause: unknown, unavailable: boolean): MeshError {
+  if (unavailable) {
+    return new MeshError('MESH_TOKEN_UNAVAILABLE', detail, {
+      cause,
+      headers: { 'x-mesh-error': 'token-unavailable', 'retry-after': '1' },
+    });
+  }
   return new MeshError('MESH_UPSTREAM_FAILED', detail, {
     cause,
     headers: { 'x-mesh-error': 'token-unavailable' },

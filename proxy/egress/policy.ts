@@ -8,6 +8,7 @@ import type { BreakerPolicy } from './breaker.js';
 import type { DnsTarget } from './discovery.js';
 import { readFileSync } from 'node:fs';
 import type { UpstreamTls } from './endpoints.js';
+import { compileHeaderRules, type CompiledHeaderRules } from '../shared/header-rules.js';
 import type { OAuth2Policy } from './oauth2.js';
 import type { OutlierPolicy } from './outlier.js';
 
@@ -61,6 +62,8 @@ export interface ServicePolicy {
   readonly tls: UpstreamTls | undefined;
   /** Absent: calls go out without a token. */
   readonly oauth2: OAuth2Policy | undefined;
+  /** Header rules of calls to the service; absent: none (no layer). */
+  readonly headers?: CompiledHeaderRules | undefined;
   /** Absent: no breaker (zero-config mode). */
   readonly breaker: BreakerPolicy | undefined;
   /** Absent: no outlier detection (zero-config mode). */
@@ -111,6 +114,7 @@ export function servicePolicyFromConfig(name: string, config: ServiceConfig): Se
       budget: { ratio: retry.budgetRatio, minRetriesPerSecond: retry.minRetriesPerSecond },
     },
     oauth2: config.oauth2 === undefined ? undefined : { ...config.oauth2 },
+    headers: compileHeaderRules(config.headers),
     tls:
       config.tls === undefined
         ? undefined

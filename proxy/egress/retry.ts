@@ -110,6 +110,13 @@ export class RetryBudget {
     return true;
   }
 
+  /** Requests and retries in the window and how many retries it allows (the status page shows it). */
+  usage(): { windowSeconds: number; requests: number; retries: number; allowed: number } {
+    const { requests, retries } = this.totals();
+    const allowed = this.policy.ratio * requests + this.policy.minRetriesPerSecond * this.windowSeconds;
+    return { windowSeconds: this.windowSeconds, requests, retries, allowed: Math.floor(allowed) };
+  }
+
   private slot() {
     const second = Math.floor(this.now() / 1000);
     this.prune(second);

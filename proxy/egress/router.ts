@@ -3,6 +3,9 @@
  * `orders.shop.svc`, `orders.shop.svc.cluster.local`, any port), else the longest path-prefix route
  * matches, else the catch-all service (zero-config mode's `UPSTREAM_URL`), else nothing.
  */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ServiceIdRouter } from './service-id.js';
+
 export interface RoutableService {
   readonly name: string;
   readonly namespace: string | undefined;
@@ -34,6 +37,8 @@ export class Router {
     services: readonly RoutableService[],
     routes: readonly PathRoute[],
     private readonly catchAll?: string,
+    /** light-router addressing (`egress.serviceIds`); absent, nothing of it runs. */
+    private readonly serviceIds?: ServiceIdRouter,
   ) {
     this.services = new Map(services.map((service) => [service.name, service]));
     // Longest prefix first; a prefix ending in / is compared without it.
@@ -57,11 +62,25 @@ export class Router {
     return suffix === '' || suffix === 'svc' || suffix === 'svc.cluster.local' ? service.name : undefined;
   }
 
-  route(hostHeader: string | undefined, path: string): RouteResult {
+  route(
+    hostHeader: string | undefined,
+    path: string,
+    headers?: IncomingHttpHeaders,
+    method?: string,
+  ): RouteResult {
+    if (this.serviceIds !== undefined && headers !== undefined) {
+      const named = this.serviceIds.byHeader(headers);
+      if (named === null) return { service: undefined, host: 'the service_id/service_url header' };
+      if (named !== undefined) return { ...named, path };
+    }
     const host = hostName(hostHeader);
     const byHost = this.serviceForHost(host);
     if (byHost !== undefined) return { service: byHost, path, route: `host:${byHost}` };
     const pathOnly = path.split('?', 1)[0];
+    if (this.serviceIds !== undefined) {
+      const mapped = this.serviceIds.byPath(pathOnly, method ?? 'GET');
+      if (mapped !== undefined) return { ...mapped, path };
+    }
     for (const route of this.routes) {
       const { prefix } = route;
       const matches = prefix === '/' || pathOnly === prefix || pathOnly.startsWith(`${prefix}/`);

@@ -25,7 +25,9 @@ import {
 } from './dispatch.js';
 import { DnsDiscovery, systemResolve, type DnsTarget, type Resolve } from './discovery.js';
 import { EndpointSet, type Endpoint } from './endpoints.js';
+import { headerRulesLayer } from './header-rules.js';
 import { TokenSource } from './oauth2.js';
+import { oauth2ScopeToken } from './scope-token.js';
 import { OutlierDetector, type OutlierOutcome } from './outlier.js';
 import type { ServicePolicy } from './policy.js';
 import { RetryBudget } from './retry.js';
@@ -103,6 +105,10 @@ export class ServiceGroup implements EndpointGroup {
     return this.discovery?.refresh() ?? Promise.resolve();
   }
 
+  discoveryError(): string | undefined {
+    return this.discovery?.lastError;
+  }
+
   close(): Promise<void> {
     this.discovery?.stop();
     return this.endpoints.close();
@@ -121,6 +127,8 @@ export class UpstreamService {
   readonly groups: readonly ServiceGroup[];
   readonly breaker: CircuitBreaker | undefined;
   readonly tokens: TokenSource | undefined;
+  /** The retry budget, when the policy has one (the status page reads its use). */
+  readonly retryBudget: RetryBudget | undefined;
   /** The whole egress path of a call to this service. */
   readonly send: Send;
 
@@ -137,6 +145,7 @@ export class UpstreamService {
         : policy.split.map((group) => new ServiceGroup(group.name, group.weight, group, options, onEject));
     const byName = new Map(this.groups.map((group) => [group.name, group]));
     const budget = policy.retry.budget === undefined ? undefined : new RetryBudget(policy.retry.budget, now);
+    this.retryBudget = budget;
     if (policy.breaker) {
       metrics.circuitBreakerOpen.set({ service }, 0);
       this.breaker = new CircuitBreaker(policy.breaker, now, (open) =>
@@ -152,10 +161,16 @@ export class UpstreamService {
     };
     const recordOutlier = (endpoint: Endpoint, outcome: OutlierOutcome) =>
       byName.get(endpoint.group ?? WHOLE_SERVICE)?.record(endpoint, outcome);
+    const scopeHeader = policy.oauth2?.scopeTokenHeader;
     this.send = compose(
+      policy.headers ? headerRulesLayer(policy.headers) : passThrough,
       this.breaker ? circuitBreaker(this.breaker, pending) : passThrough,
       overallTimeout(policy.timeoutMs),
-      this.tokens ? oauth2Token(this.tokens) : passThrough,
+      this.tokens
+        ? scopeHeader === undefined
+          ? oauth2Token(this.tokens)
+          : oauth2ScopeToken(this.tokens, scopeHeader)
+        : passThrough,
       retry({ policy: policy.retry, budget, metrics, random }),
       pickEndpoint(new SplitPicker(this.groups, random)),
       clientSpan(tracer),

@@ -13,6 +13,8 @@ export interface EndpointGroup {
   readonly balancer: Balancer;
   /** The group's endpoints a call may use now (outlier-ejected ones left out). */
   eligible(): readonly Endpoint[];
+  /** Why discovery found no endpoints lately (the last DNS error), if it did. */
+  discoveryError?(): string | undefined;
 }
 
 /** What the picker needs to know of a call. */
@@ -73,6 +75,15 @@ export class SplitPicker {
     const group = this.groupFor(request);
     if (group === undefined) return undefined;
     return group.balancer.pick(group.eligible(), { avoid: request.tried, hashKey: request.hashKey });
+  }
+
+  /** Discovery errors of the groups without endpoints, for the no-healthy-upstream detail. */
+  problem(): string | undefined {
+    const errors = this.groups
+      .filter((group) => group.eligible().length === 0)
+      .map((group) => group.discoveryError?.())
+      .filter((error) => error !== undefined);
+    return errors.length > 0 ? errors.join('; ') : undefined;
   }
 
   private groupFor({ tried, hashKey }: PickRequest): EndpointGroup | undefined {

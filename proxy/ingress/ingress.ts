@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
-import type { Component, Readiness } from '../../services/runtime/component.js';
+import type { Component, ComponentStatus, Readiness } from '../../services/runtime/component.js';
 import type { Config } from '../../services/runtime/config.js';
 
 type IngressConfig = Config['ingress'];
@@ -119,7 +119,11 @@ export class IngressComponent implements Component {
     // Rules first: a broken OpenAPI document or key file fails start-up before the port is bound.
     if (this.options.rules) {
       try {
-        this.rules = await buildRules(this.options.rules, this.options.baseDir ?? process.cwd());
+        this.rules = await buildRules(
+          this.options.rules,
+          this.options.baseDir ?? process.cwd(),
+          this.options.metrics,
+        );
       } catch (err) {
         if (err instanceof RulesError) throw new Error(`${err.pointer}: ${err.message}`);
         throw err;
@@ -147,11 +151,14 @@ export class IngressComponent implements Component {
     }
     if (problems.length > 0) return { ok: false, problems };
     try {
-      const rules = await buildRules(next, this.options.baseDir ?? process.cwd());
+      const rules = await buildRules(next, this.options.baseDir ?? process.cwd(), this.options.metrics);
       return {
         ok: true,
         commit: () => {
+          // Mirror pools and the audit stream of the old rules; requests still holding them end first.
+          const replaced = this.rules.policies;
           this.rules = rules;
+          if (replaced !== undefined) void replaced.close();
           this.appliedConfig = next;
           this.logRules('ingress rules reloaded');
         },
@@ -170,16 +177,37 @@ export class IngressComponent implements Component {
     return { ready: true };
   }
 
+  /** Listener, app and rules as the admin status page shows them. */
+  status(): ComponentStatus {
+    const { api, auth, strict, validateResponses, maxBodyBytes } = this.rules;
+    return {
+      listener: this.listener.status(),
+      target: this.targetUrl.origin,
+      appReachable: this.appReachable ?? null,
+      rules: {
+        openapiOperations: api?.operationCount ?? 0,
+        openapiStrict: strict,
+        validateResponses,
+        maxBodyBytes:
+          Number.isSafeInteger(maxBodyBytes) && maxBodyBytes < Number.MAX_SAFE_INTEGER ? maxBodyBytes : null,
+        jwt: auth !== undefined,
+        rateLimitRules: this.appliedConfig?.rateLimits.length ?? 0,
+      },
+    };
+  }
+
   async drain(): Promise<void> {
     clearInterval(this.probeTimer);
     await this.listener.drain();
     await this.pool.close();
+    await this.rules.policies?.close();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.probeTimer);
     await this.listener.stop();
     await this.pool.destroy();
+    await this.rules.policies?.close();
   }
 
   private logRules(message: string): void {
@@ -214,32 +242,33 @@ export class IngressComponent implements Component {
     const ctx = startContext(req, res);
     // One snapshot per request: a reload in the middle of it does not mix old and new rules.
     const rules = this.rules;
-    annotateResponse(res, { route: ctx.route });
     const parent = propagation.extract(context.active(), req.headers);
-    const span = this.options.tracer.startSpan(
-      `${ctx.method} ingress`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: { 'http.request.method': ctx.method, 'url.path': ctx.path },
-      },
-      parent,
-    );
-    annotateResponse(res, { traceId: span.spanContext().traceId });
-    res.once('close', () => {
-      span.setAttribute('http.response.status_code', res.statusCode);
-      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-      span.end();
-    });
+    const span = this.options.tracer.startSpan(`${ctx.method} ingress`, { kind: SpanKind.SERVER }, parent);
+    annotateResponse(res, { route: ctx.route, traceId: span.spanContext().traceId });
+    // Attributes and the end of the span only when it records: without an exporter the tracer is a no-op.
+    const recording = span.isRecording();
+    if (recording) {
+      span.setAttributes({ 'http.request.method': ctx.method, 'url.path': ctx.path });
+      res.once('close', () => {
+        span.setAttribute('http.response.status_code', res.statusCode);
+        if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        span.end();
+      });
+    }
 
     try {
       if (this.listener.isDraining) {
         throw new MeshError('MESH_DRAINING', 'sidecar is shutting down', { headers: { 'retry-after': '1' } });
       }
+      // ingress.routes policies (IP, CORS, faults, headers, mirror); undefined when none are configured.
+      if (rules.pre !== undefined && (await rules.pre(ctx))) return;
       matchRoute(ctx, rules.api);
       if (rules.api) {
         annotateResponse(res, { route: ctx.route });
-        span.updateName(`${ctx.method} ${ctx.route}`);
-        span.setAttribute('http.route', ctx.route);
+        if (recording) {
+          span.updateName(`${ctx.method} ${ctx.route}`);
+          span.setAttribute('http.route', ctx.route);
+        }
       }
       rules.limiter?.check(ctx, 'before-auth');
       if (rules.auth) await rules.auth.authenticate(ctx);

@@ -3,9 +3,12 @@ import type { Config } from '../../services/runtime/config.js';
 
 type IngressConfig = Config['ingress'];
 import { Authenticator } from './auth.js';
+import type { IngressContext } from './context.js';
 import { compileOpenApi, type CompiledApi } from './openapi/compile.js';
 import { loadOpenApi } from './openapi/document.js';
 import { RateLimiter } from './rate-limit.js';
+import type { MeshMetrics } from '../../services/runtime/metrics.js';
+import { buildRoutePolicies, RoutePolicyError, type AuthStep, type RoutePolicies } from './route-policies.js';
 
 /**
  * Everything of the ingress config that may change while it runs (SIGHUP): the compiled OpenAPI
@@ -17,8 +20,12 @@ export interface IngressRules {
   readonly strict: boolean;
   readonly validateResponses: boolean;
   readonly maxBodyBytes: number;
-  readonly auth: Authenticator | undefined;
+  /** JWT, or per `ingress.routes` prefix JWT / API key / basic / none. */
+  readonly auth: AuthStep | undefined;
   readonly limiter: RateLimiter;
+  /** `ingress.routes` steps ahead of the pipeline (IP, CORS, faults, headers, mirror); absent: none. */
+  readonly pre?: ((ctx: IngressContext) => Promise<boolean>) | undefined;
+  readonly policies?: RoutePolicies | undefined;
 }
 
 /** The ingress keys that only take effect on a restart (they shape the listener and the pool). */
@@ -35,7 +42,11 @@ export class RulesError extends Error {
 }
 
 /** Builds the rules of a config; relative file paths are resolved against `baseDir`. */
-export async function buildRules(config: IngressConfig, baseDir: string): Promise<IngressRules> {
+export async function buildRules(
+  config: IngressConfig,
+  baseDir: string,
+  metrics?: MeshMetrics,
+): Promise<IngressRules> {
   const resolvePath = (file: string) => (isAbsolute(file) ? file : resolve(baseDir, file));
   let api: CompiledApi | undefined;
   if (config.openapi !== undefined) {
@@ -55,12 +66,34 @@ export async function buildRules(config: IngressConfig, baseDir: string): Promis
       throw new RulesError('/ingress/jwt', (err as Error).message);
     }
   }
+  let policies: RoutePolicies | undefined;
+  if (config.routes.length > 0 || config.auditLog !== undefined) {
+    if (metrics === undefined) throw new RulesError('/ingress/routes', 'route policies need metrics');
+    const audit =
+      config.auditLog === undefined
+        ? undefined
+        : {
+            ...config.auditLog,
+            // stdout/stderr as they are; a file path like the other paths.
+            destination: ['stdout', 'stderr'].includes(config.auditLog.destination)
+              ? config.auditLog.destination
+              : resolvePath(config.auditLog.destination),
+          };
+    try {
+      policies = await buildRoutePolicies(config.routes, auth, resolvePath, metrics, audit);
+    } catch (err) {
+      if (err instanceof RoutePolicyError) throw new RulesError(err.pointer, err.message);
+      throw err;
+    }
+  }
   return {
     api,
     strict: config.openapiStrict,
     validateResponses: config.validateResponses,
     maxBodyBytes: config.maxBodyBytes,
-    auth,
+    auth: policies === undefined ? auth : policies.auth,
     limiter: new RateLimiter(config.rateLimits),
+    pre: policies?.pre,
+    policies,
   };
 }

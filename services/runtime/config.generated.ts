@@ -37,9 +37,9 @@ export interface MeshConfig {
      */
     path: string;
     /**
-     * `single`: one record per request (`application/cloudevents+json`); `batch`: up to `maxBatch` records of one partition per request (`application/cloudevents-batch+json`).
+     * `single`: one record per request (`application/cloudevents+json`); `batch`: up to `maxBatch` records of one partition per request (`application/cloudevents-batch+json`); `lightmesh`: up to `maxBatch` records of one partition per request as the light-mesh Kafka sidecar's reactive consumer sends them (a JSON array of `{topic, key, value, headers, partition, offset, timestamp}`, answered per record; see `lightmesh`).
      */
-    mode: 'single' | 'batch';
+    mode: 'single' | 'batch' | 'lightmesh';
     /**
      * Batch mode: the most records in one request.
      */
@@ -97,6 +97,150 @@ export interface MeshConfig {
      * Final offsets are also committed once this many records became final since the last commit.
      */
     commitRecords: number;
+    /**
+     * Settings of `mode: lightmesh` (the light-mesh Kafka sidecar's reactive consumer contract); ignored by the other modes.
+     */
+    lightmesh: {
+      /**
+       * How record keys are shown to the backend: `json` (parsed JSON; text that is not JSON as a string), `string` (UTF-8 text) or `binary` (base64).
+       */
+      keyFormat: 'json' | 'string' | 'binary';
+      /**
+       * How record values are shown to the backend: `json`, `string` or `binary`, as `keyFormat`.
+       */
+      valueFormat: 'json' | 'string' | 'binary';
+      /**
+       * When at least this percentage of a batch is answered `processed: false`, the whole batch is retried instead of dead-lettering the failed records.
+       */
+      batchRollbackThreshold: number;
+      /**
+       * Write records answered `processed: false` (and batches whose attempts ran out) to `<topic>` + `deadLetterTopicExt`. Off: records answered `processed: false` are logged and committed (as light-mesh did), and a batch whose attempts ran out blocks its partition and is tried again after `retry.maxBackoffMs`.
+       */
+      deadLetterEnabled: boolean;
+      /**
+       * Appended to the source topic to name its dead-letter topic.
+       */
+      deadLetterTopicExt: string;
+      /**
+       * Path on the app that must answer 2xx before the first batch is delivered (checked again after the app was down); empty to skip the check.
+       */
+      healthPath: string;
+      /**
+       * The `serviceId` written into audit records.
+       */
+      serviceId: string;
+      /**
+       * One audit record per consumed record (`auditType` `REACTIVE_CONSUMER`).
+       */
+      audit: {
+        /**
+         * Write audit records.
+         */
+        enabled: boolean;
+        /**
+         * `topic`: to `topic`, keyed by correlation id; `log`: as `info` log lines.
+         */
+        target: 'topic' | 'log';
+        /**
+         * The audit topic when `target` is `topic`.
+         */
+        topic: string;
+      };
+    };
+  }[];
+  /**
+   * Consume-transform-produce over HTTP: the sidecar consumes `topics`, POSTs each record (or batch) to the app (`ingress.target` + `path`) as CloudEvents, and produces the records the app answers with (`{"records":[...]}`), committing the input offsets with them, exactly once (Kafka transactions) or at least once.
+   */
+  processors: {
+    /**
+     * Unique name of the processor, used in logs, the `processor` metric label and the transactional ids.
+     */
+    name: string;
+    /**
+     * Topics to consume.
+     *
+     * @minItems 1
+     */
+    topics: string[];
+    /**
+     * Kafka consumer group id; sidecars with the same group share the input partitions. Must differ from every other processor's and subscription's group.
+     */
+    group: string;
+    /**
+     * Path on the app (`ingress.target`) the input events are POSTed to.
+     */
+    path: string;
+    /**
+     * Topics the app may answer records for; an answer naming any other topic is treated as poison.
+     *
+     * @minItems 1
+     */
+    outputTopics: string[];
+    /**
+     * `exactly_once`: the output records and the input offset are committed in one Kafka transaction (a transactional producer per input partition); readers of the outputs must use read_committed. `at_least_once`: an idempotent producer, the input offset is committed after the outputs are acknowledged (outputs may repeat after a crash, never go missing).
+     */
+    guarantee: 'exactly_once' | 'at_least_once';
+    /**
+     * `exactly_once`: prefix of the transactional ids, `<prefix>-<name>-<topic>-<partition>`; absent: the `group`. Must be the same on every sidecar of the group and unique per application.
+     */
+    transactionalIdPrefix?: string;
+    /**
+     * `single`: one input record per request (`application/cloudevents+json`); `batch`: up to `maxBatch` records of one partition per request (`application/cloudevents-batch+json`), the answer's records standing for the whole batch.
+     */
+    mode: 'single' | 'batch';
+    /**
+     * Batch mode: the most input records in one request.
+     */
+    maxBatch: number;
+    /**
+     * `partition`: one request in flight per input partition; `key`: records with different keys of one partition in parallel, in order per key. Outputs are always produced in input offset order.
+     */
+    ordering: 'partition' | 'key';
+    /**
+     * The most requests this processor has in flight to the app at once, over all its partitions.
+     */
+    maxConcurrency: number;
+    /**
+     * How long one request to the app may take until its answer is read; a timeout is retried.
+     */
+    timeoutMs: number;
+    /**
+     * Retries of 408, 429, 5xx, `RETRY` answers, timeouts and connection errors, with full-jitter exponential backoff.
+     */
+    retry: {
+      /**
+       * Attempts per record (or batch), the first included; after the last one `onPoison` decides.
+       */
+      maxAttempts: number;
+      /**
+       * Cap of the first backoff; each retry doubles it, up to `maxBackoffMs`. The wait is random between 0 and the cap (full jitter).
+       */
+      initialBackoffMs: number;
+      /**
+       * Largest backoff cap; also the longest pause of a partition whose app is down, which is blocked on a poison record, or whose commit failed.
+       */
+      maxBackoffMs: number;
+    };
+    /**
+     * Topic that poison input records (4xx answers, invalid answers, answers naming a topic outside `outputTopics`, records whose retries ran out) are written to, with `mesh.*` headers; in `exactly_once` inside the same transaction as the outputs.
+     */
+    deadLetterTopic?: string;
+    /**
+     * What happens to a poison input record: `deadLetter` (write it to `deadLetterTopic`), `drop` (skip it, producing nothing), `block` (stop the partition at it and try it again after `retry.maxBackoffMs`). Absent: `deadLetter` when a dead-letter topic is set, else `block`.
+     */
+    onPoison?: 'deadLetter' | 'drop' | 'block';
+    /**
+     * Where a group without a committed offset starts: `latest` (new records only) or `earliest` (the whole topic).
+     */
+    autoOffsetReset: 'latest' | 'earliest';
+    /**
+     * The most input records of one partition whose outputs and offset are committed together (one transaction in `exactly_once`).
+     */
+    commitRecords: number;
+    /**
+     * Consumer group session timeout: how long the partitions of a member that died stay unassigned. The broker bounds it (`group.min.session.timeout.ms`, 6000 by default).
+     */
+    sessionTimeoutMs: number;
   }[];
   shutdown: ShutdownConfig;
   log: LogConfig;
@@ -255,6 +399,155 @@ export interface IngressConfig {
      */
     burst?: number;
   }[];
+  /**
+   * Request/response audit log on its own stream, apart from the operational log: one JSON line per ingress request with method, path, route, status, duration, client address, subject (`sub` of a verified token), correlation id (`x-correlation-id`, else the request id) and request id. Absent: no audit log and no cost per request.
+   */
+  auditLog?: {
+    /**
+     * `stdout`, `stderr`, or the path of a file that lines are appended to.
+     */
+    destination: string;
+    /**
+     * Also log the request body (when the pipeline holds it in memory, i.e. it was validated) and the response body, each cut at `maxBodyBytes`. Off by default: bodies may hold personal data.
+     */
+    captureBody: boolean;
+    /**
+     * How much of each body is logged when `captureBody` is on.
+     */
+    maxBodyBytes: number;
+  };
+  /**
+   * Per path-prefix policies (light-proxy parity): header rules, IP allow/deny lists, the authentication used (JWT, API key, basic auth or none), CORS, fault injection and traffic mirroring. A request gets the policies of the longest matching prefix. With no routes nothing of this runs per request.
+   */
+  routes: {
+    /**
+     * Path prefix, starting with `/`, matched at segment boundaries (`/api` matches `/api` and `/api/x`, not `/apix`).
+     */
+    prefix: string;
+    /**
+     * Headers set, added or removed on the request to the app and on its response.
+     */
+    headers?: HeaderRulesConfig;
+    /**
+     * When set, only clients whose address is in one of these blocks are let in (others get 403). The address is the TCP peer's.
+     */
+    allow?: string[];
+    /**
+     * Clients whose address is in one of these blocks get 403 (checked before `allow`).
+     */
+    deny?: string[];
+    /**
+     * How callers of this prefix authenticate: `jwt` (the `ingress.jwt` verifier; the default when `ingress.jwt` is set), `apiKey`, `basic`, or `none`. Absent: `jwt` when `ingress.jwt` is set, else none.
+     */
+    auth?: 'jwt' | 'apiKey' | 'basic' | 'none';
+    /**
+     * Keys accepted when `auth` is `apiKey`, and where the caller puts them. Keys are compared in constant time (SHA-256 digests with `crypto.timingSafeEqual`).
+     */
+    apiKey?: {
+      /**
+       * Request header carrying the key.
+       */
+      header: string;
+      /**
+       * Query parameter carrying the key, looked at when the header is absent. Absent: keys in the query are not accepted.
+       */
+      query?: string;
+      /**
+       * Accepted keys inline (use `${VAR}`). Redacted in `/config` and logs.
+       */
+      keys?: string[];
+      /**
+       * File with one accepted key per line (a mounted Secret); blank lines and `#` comments are skipped. Read at start-up and on reload.
+       */
+      keysFile?: string;
+    };
+    /**
+     * Users accepted when `auth` is `basic`: a file of `user:password` lines, where the password may be `sha256:<hex>` (digest of the password) or plain. Compared in constant time.
+     */
+    basicAuth?: {
+      /**
+       * Path of the `user:password` file (htpasswd-like; `sha256:<hex>` or plain passwords).
+       */
+      usersFile: string;
+      /**
+       * Realm named in the `WWW-Authenticate` challenge.
+       */
+      realm: string;
+    };
+    /**
+     * Cross-origin resource sharing: preflight `OPTIONS` requests from an allowed origin are answered by the sidecar (204) without reaching the app or the authentication; other requests from an allowed origin get `Access-Control-Allow-Origin` on the response.
+     */
+    cors?: {
+      /**
+       * Origins allowed (`https://app.example.com`), or `*` for any.
+       *
+       * @minItems 1
+       */
+      allowOrigins: string[];
+      /**
+       * Methods a preflight allows.
+       */
+      allowMethods: string[];
+      /**
+       * Request headers a preflight allows. Absent: those the preflight asks for.
+       */
+      allowHeaders?: string[];
+      /**
+       * Response headers the browser may show to the page.
+       */
+      exposeHeaders: string[];
+      /**
+       * Send `Access-Control-Allow-Credentials: true` (the origin is then echoed even with `*`).
+       */
+      allowCredentials: boolean;
+      /**
+       * How long a browser may cache the preflight answer.
+       */
+      maxAgeSeconds: number;
+    };
+    /**
+     * For resilience testing in non-production only: delays and aborts a share of the requests, like Envoy's fault filter and the light-mesh chaos handler. Never configure it in production.
+     */
+    fault?: {
+      /**
+       * Percentage (0–100) of requests delayed by `delayMs` before they are forwarded.
+       */
+      delayPercent: number;
+      /**
+       * The injected delay.
+       */
+      delayMs: number;
+      /**
+       * Percentage (0–100) of requests answered at once with `abortStatus` instead of being forwarded.
+       */
+      abortPercent: number;
+      /**
+       * HTTP status of an aborted request.
+       */
+      abortStatus: number;
+    };
+    /**
+     * Copies a share of the requests to a shadow upstream after the real response has finished; its answers are discarded and it never delays or fails the real request. The body is teed as it arrives; bodies larger than `maxBodyBytes`, and requests the sidecar refuses itself, are not mirrored.
+     */
+    mirror?: {
+      /**
+       * Base URL of the shadow upstream (`http://orders-v2:8080`).
+       */
+      target: string;
+      /**
+       * Percentage (0–100) of the requests copied.
+       */
+      percent: number;
+      /**
+       * Requests with a larger body (by `content-length`, or as it streams) are not mirrored.
+       */
+      maxBodyBytes: number;
+      /**
+       * A mirrored request still open after this is cancelled.
+       */
+      timeoutMs: number;
+    };
+  }[];
 }
 /**
  * The outbound HTTP router: the app calls `http://127.0.0.1:15001/...`; the service comes from the `Host` header (or a path-prefix route), and the sidecar picks an endpoint, applies timeouts, retries and load balancing. The listener runs only when at least one service is configured or `UPSTREAM_URL` is set.
@@ -350,7 +643,15 @@ export interface EgressConfig {
              * A token is renewed when it has less than this left to live.
              */
             refreshBeforeMs: number;
+            /**
+             * As light-router does it: when the app already sent `Authorization`, the client-credentials token goes in this header (`X-Scope-Token`) and the app's `Authorization` is kept. Absent: the token always replaces `Authorization`.
+             */
+            scopeTokenHeader?: string;
           };
+          /**
+           * Headers set, added or removed on calls to this service and on its answers; `host` rewrites the `Host` sent.
+           */
+          headers?: HeaderRulesConfig;
           /**
            * Endpoints from a DNS name (A/AAAA records, as a Kubernetes headless Service gives them), re-resolved periodically; endpoints are added and removed without cutting requests in flight. Used instead of `endpoints` when set. A failed lookup keeps the last known endpoints.
            */
@@ -498,6 +799,31 @@ export interface EgressConfig {
      */
     stripPrefix: boolean;
   }[];
+  /**
+   * light-router style addressing, beside `Host` routing: a `service_id` header names the target service, a `service_url` header gives the URL of one of its endpoints, and the `pathPrefixes` and `pathMethods` dictionaries map paths to services. Order: the headers, then `Host`, then `pathMethods`, `pathPrefixes`, `routes`. Absent: none of this runs.
+   */
+  serviceIds?: {
+    /**
+     * Header naming the target service (a name in `egress.services`). Default `service_id`.
+     */
+    header?: string;
+    /**
+     * Header giving the URL of the target; it goes to the service with an endpoint of that origin. Default `service_url`.
+     */
+    urlHeader?: string;
+    /**
+     * Path prefix → service name; the longest matching prefix wins.
+     */
+    pathPrefixes?: {
+      [k: string]: string | undefined;
+    };
+    /**
+     * `path@method` → service name, the path an OpenAPI template (`/v1/pets/{petId}@get`).
+     */
+    pathMethods?: {
+      [k: string]: string | undefined;
+    };
+  };
 }
 /**
  * How the sidecar connects to Kafka.
@@ -513,6 +839,147 @@ export interface KafkaConfig {
    * Kafka client id, visible in broker logs and quotas.
    */
   clientId: string;
+  /**
+   * Connect to the brokers over TLS (`SSL`, or `SASL_SSL` together with `sasl`). Present = on. PEM values may be given inline or as file paths (mounted Kubernetes Secrets); files are read at start-up and again for every new broker connection, so a rotated Secret is picked up without a restart.
+   */
+  tls?: {
+    /**
+     * PEM text of the CA certificate(s) that sign the broker certificates. Without `ca` or `caFile` the system's trusted CAs are used (right for most managed services).
+     */
+    ca?: string;
+    /**
+     * Path of a PEM file with the CA certificate(s); instead of `ca`.
+     */
+    caFile?: string;
+    /**
+     * PEM text of the client certificate (chain) for mutual TLS; needs `key` or `keyFile`.
+     */
+    cert?: string;
+    /**
+     * Path of the client certificate (chain) for mutual TLS; instead of `cert`.
+     */
+    certFile?: string;
+    /**
+     * PEM text of the client certificate's private key (use `${VAR}`; prefer `keyFile`). Redacted in `/config` and logs.
+     */
+    key?: string;
+    /**
+     * Path of the client certificate's private key (PEM); instead of `key`.
+     */
+    keyFile?: string;
+    /**
+     * Name sent as SNI and checked against every broker certificate, instead of the host name the sidecar connects to (for brokers addressed by IP, or certificates issued for another name).
+     */
+    serverName?: string;
+    /**
+     * Refuse brokers whose certificate does not chain to a trusted CA or does not match the host name. Turn off only for local experiments.
+     */
+    rejectUnauthorized: boolean;
+  };
+  /**
+   * Authenticate to the brokers with SASL (`SASL_SSL` together with `tls`, else `SASL_PLAINTEXT`). `plain` and the `scram-*` mechanisms need `username` and one of `password` / `passwordFile`; `oauthbearer` needs `oauthbearer`.
+   */
+  sasl?: {
+    /**
+     * `plain`, `scram-sha-256`, `scram-sha-512` or `oauthbearer`.
+     */
+    mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512' | 'oauthbearer';
+    /**
+     * SASL user name (`plain`, `scram-*`).
+     */
+    username?: string;
+    /**
+     * SASL password (`plain`, `scram-*`); use `${VAR}`, or better `passwordFile`. Redacted in `/config` and logs.
+     */
+    password?: string;
+    /**
+     * Path of a file holding the SASL password (a mounted Secret; a trailing newline is ignored). Read at start-up and again for every new broker connection.
+     */
+    passwordFile?: string;
+    /**
+     * Where `oauthbearer` gets its token: an OAuth2 client-credentials grant. The token is fetched once for all connections, cached, and renewed `refreshBeforeMs` before it expires.
+     */
+    oauthbearer?: {
+      /**
+       * URL of the authorization server's token endpoint.
+       */
+      tokenUrl: string;
+      /**
+       * OAuth2 client id.
+       */
+      clientId: string;
+      /**
+       * OAuth2 client secret (use `${VAR}`, or better `clientSecretFile`). Redacted in `/config` and logs.
+       */
+      clientSecret?: string;
+      /**
+       * Path of a file holding the client secret; instead of `clientSecret`. Read for every token request.
+       */
+      clientSecretFile?: string;
+      /**
+       * Space-separated scopes to ask for.
+       */
+      scope?: string;
+      /**
+       * `audience` parameter, for servers that want one.
+       */
+      audience?: string;
+      /**
+       * `client_secret_basic` (HTTP Basic) or `client_secret_post` (credentials in the form body).
+       */
+      authMethod: 'client_secret_basic' | 'client_secret_post';
+      /**
+       * A token is renewed when it has less than this left to live (never later than half-way through its life).
+       */
+      refreshBeforeMs: number;
+      /**
+       * SASL/OAUTHBEARER extensions sent with the token, e.g. `logicalCluster` and `identityPoolId` for Confluent Cloud.
+       */
+      extensions?: {
+        /**
+         * Value of one SASL extension.
+         */
+        [k: string]: string | undefined;
+      };
+    };
+  };
+  /**
+   * How long opening a TCP (and TLS) connection to a broker may take.
+   */
+  connectionTimeoutMs: number;
+  /**
+   * How long the SASL handshake with a broker may take.
+   */
+  authenticationTimeoutMs: number;
+  /**
+   * How long one Kafka request (metadata, fetch, produce, commit) may wait for its answer before it counts as failed and is retried.
+   */
+  requestTimeoutMs: number;
+  /**
+   * How Kafka requests that fail with a retriable error (broker unreachable, leader moved, request timed out) are retried by the admin and consumer clients: exponential backoff with jitter. The bridge producer retries within `bridge.deliveryTimeoutMs` instead.
+   */
+  retry: {
+    /**
+     * Attempts after the first one.
+     */
+    retries: number;
+    /**
+     * Wait before the first retry; doubles on every further one.
+     */
+    initialBackoffMs: number;
+    /**
+     * Cap of the wait between two retries.
+     */
+    maxBackoffMs: number;
+  };
+  /**
+   * How often the sidecar fetches cluster metadata to decide whether Kafka is reachable (`/readyz` check `kafka`); while it is not, it checks every second.
+   */
+  healthCheckIntervalMs: number;
+  /**
+   * What the sidecar does when Kafka refuses its credentials or certificate at start-up (SASL authentication failed, TLS handshake refused): `exit` logs an error naming the mechanism and the broker and exits 1 (the pod restarts and shows the error); `not-ready` keeps running, `/readyz` answers 503 naming the failure, and it keeps retrying (re-reading secret files) until the credentials work. An unreachable broker never exits: it only makes the sidecar not ready.
+   */
+  onStartupFailure: 'exit' | 'not-ready';
 }
 /**
  * The REST-to-Kafka bridge listener (Strimzi HTTP bridge shapes): produce over REST and read topic metadata. Off unless enabled, since it needs a reachable Kafka cluster.
@@ -620,6 +1087,40 @@ export interface BridgeConfig {
    * Most pull consumer instances this sidecar keeps at once, over all groups; creating one more is answered 429 (42901).
    */
   maxConsumers: number;
+  /**
+   * Settings of the light-mesh Kafka sidecar's producer API (`POST /producers/{topic}`) that the bridge also serves.
+   */
+  lightmesh: {
+    /**
+     * The service id in the `caller_id` header (with `injectCallerId`) and in audit records.
+     */
+    serviceId: string;
+    /**
+     * Add a `caller_id` header carrying `serviceId` to every produced record.
+     */
+    injectCallerId: boolean;
+    /**
+     * Opt-in: copy the request's `Authorization` header into every produced record as an `Authorization` header. Off by default because it writes credentials into Kafka, where every reader of the topic sees them.
+     */
+    copyAuthorizationHeader: boolean;
+    /**
+     * One audit record per produced record (`auditType` `PRODUCER`) and per dead letter handed out or written through `/consumers/deadLetter/active` (`ACTIVE_CONSUMER`) or replayed through `/consumers/deadLetter/reactive` (`REACTIVE_CONSUMER`).
+     */
+    audit: {
+      /**
+       * Write audit records.
+       */
+      enabled: boolean;
+      /**
+       * `topic`: to `topic`, keyed by correlation id; `log`: as `info` log lines.
+       */
+      target: 'topic' | 'log';
+      /**
+       * The audit topic when `target` is `topic`.
+       */
+      topic: string;
+    };
+  };
 }
 /**
  * What happens on SIGTERM: the sidecar reports not-ready at once, keeps serving for `drainDelayMs`, then drains and stops.
@@ -651,6 +1152,50 @@ export interface TelemetryConfig {
    * The `service.name` resource attribute of spans. Overridden by `OTEL_SERVICE_NAME` (or `service.name` in `OTEL_RESOURCE_ATTRIBUTES`).
    */
   serviceName: string;
+}
+/**
+ * Headers set, added or removed on the request and on the response.
+ *
+ * This interface was referenced by `MeshConfig`'s JSON-Schema
+ * via the `definition` "HeaderRules".
+ */
+export interface HeaderRulesConfig {
+  /**
+   * Edits of the request headers before it is forwarded.
+   */
+  request?: HeaderEditsConfig;
+  /**
+   * Edits of the response headers before they reach the caller.
+   */
+  response?: HeaderEditsConfig;
+  /**
+   * Value of the `Host` header sent upstream.
+   */
+  host?: string;
+}
+/**
+ * `remove` runs first, then `set` (replaces), then `add` (appends to an existing value).
+ *
+ * This interface was referenced by `MeshConfig`'s JSON-Schema
+ * via the `definition` "HeaderEdits".
+ */
+export interface HeaderEditsConfig {
+  /**
+   * Header name → value, replacing any value.
+   */
+  set: {
+    [k: string]: string | undefined;
+  };
+  /**
+   * Header name → value, appended to any value.
+   */
+  add: {
+    [k: string]: string | undefined;
+  };
+  /**
+   * Header names removed.
+   */
+  remove: string[];
 }
 /**
  * Server certificate and key (PEM files). Setting `clientCa` turns on mutual TLS.

@@ -449,6 +449,73 @@ function crossFieldProblems(config: MeshConfig): ConfigProblem[] {
       problems.push({ pointer: `${at}/retry/initialBackoffMs`, message: 'must not exceed maxBackoffMs' });
     }
   });
+  problems.push(...processorProblems(config));
+  return problems;
+}
+
+/** Stream processors: unique names, groups of their own, dead letters configured when asked for. */
+function processorProblems(config: MeshConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const names = new Set<string>();
+  const groups = new Set(config.subscriptions.map((subscription) => subscription.group));
+  config.processors.forEach((processor, index) => {
+    const at = `/processors/${index}`;
+    if (names.has(processor.name)) {
+      problems.push({ pointer: `${at}/name`, message: `duplicate processor name "${processor.name}"` });
+    }
+    names.add(processor.name);
+    if (groups.has(processor.group)) {
+      problems.push({
+        pointer: `${at}/group`,
+        message: `group "${processor.group}" is already used by another processor or subscription`,
+      });
+    }
+    groups.add(processor.group);
+    if (processor.onPoison === 'deadLetter' && processor.deadLetterTopic === undefined) {
+      problems.push({ pointer: `${at}/onPoison`, message: 'deadLetter needs deadLetterTopic' });
+    }
+    if (processor.retry.initialBackoffMs > processor.retry.maxBackoffMs) {
+      problems.push({ pointer: `${at}/retry/initialBackoffMs`, message: 'must not exceed maxBackoffMs' });
+    }
+  });
+  problems.push(...kafkaProblems(config.kafka));
+  return problems;
+}
+
+/** `kafka.tls` / `kafka.sasl`: a value inline or from a file (not both), and what each mechanism needs. */
+function kafkaProblems(kafka: MeshConfig['kafka']): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const oneOf = (at: string, section: object, inline: string, file: string, required: boolean) => {
+    const given = [inline, file].filter((key) => Object.hasOwn(section, key));
+    if (given.length === 2) problems.push({ pointer: at, message: `give ${inline} or ${file}, not both` });
+    else if (required && given.length === 0)
+      problems.push({ pointer: at, message: `needs ${inline} or ${file}` });
+    return given.length > 0;
+  };
+  const { tls, sasl } = kafka;
+  if (tls !== undefined) {
+    oneOf('/kafka/tls', tls, 'ca', 'caFile', false);
+    const cert = oneOf('/kafka/tls', tls, 'cert', 'certFile', false);
+    const key = oneOf('/kafka/tls', tls, 'key', 'keyFile', false);
+    if (cert !== key) problems.push({ pointer: '/kafka/tls', message: 'a client certificate needs its key' });
+  }
+  if (sasl !== undefined) {
+    if (sasl.mechanism === 'oauthbearer') {
+      if (sasl.oauthbearer === undefined)
+        problems.push({ pointer: '/kafka/sasl/oauthbearer', message: 'is required for oauthbearer' });
+      else oneOf('/kafka/sasl/oauthbearer', sasl.oauthbearer, 'clientSecret', 'clientSecretFile', true);
+      for (const key of ['username', 'password', 'passwordFile'] as const) {
+        if (sasl[key] !== undefined)
+          problems.push({ pointer: `/kafka/sasl/${key}`, message: 'is not used by oauthbearer' });
+      }
+    } else {
+      if (sasl.username === undefined)
+        problems.push({ pointer: '/kafka/sasl/username', message: `is required for ${sasl.mechanism}` });
+      oneOf('/kafka/sasl', sasl, 'password', 'passwordFile', true);
+      if (sasl.oauthbearer !== undefined)
+        problems.push({ pointer: '/kafka/sasl/oauthbearer', message: `is not used by ${sasl.mechanism}` });
+    }
+  }
   return problems;
 }
 

@@ -77,6 +77,7 @@ export const ERRORS = {
   MESH_KAFKA_UNAVAILABLE: { status: 503, title: 'Kafka unavailable', bridgeCode: 50301, canRetry: true },
   MESH_NO_HEALTHY_UPSTREAM: { status: 503, title: 'No healthy upstream', canRetry: true },
   MESH_CIRCUIT_OPEN: { status: 503, title: 'Circuit open', canRetry: true },
+  MESH_TOKEN_UNAVAILABLE: { status: 503, title: 'OAuth2 token unavailable', canRetry: true },
   MESH_TIMEOUT: { status: 504, title: 'Timeout', canRetry: true },
 } as const satisfies Record<string, ErrorSpec>;
 

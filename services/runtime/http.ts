@@ -4,6 +4,7 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { ListenerStatus } from './component.js';
 import type { MeshError } from './errors.js';
 import { PROBLEM_CONTENT_TYPE, toMeshError } from './errors.js';
 import type { MeshMetrics } from './metrics.js';
@@ -41,10 +42,46 @@ type Annotated = ServerResponse & { [notesKey]?: RequestNotes };
 /** Sets the bounded `route` label (an OpenAPI operation or a fixed admin path) and the trace id. */
 export function annotateResponse(res: ServerResponse, notes: RequestNotes): void {
   const annotated = res as Annotated;
-  annotated[notesKey] = { ...annotated[notesKey], ...notes };
+  const current = annotated[notesKey];
+  if (current === undefined) {
+    annotated[notesKey] = { route: notes.route, traceId: notes.traceId };
+    return;
+  }
+  if (notes.route !== undefined) current.route = notes.route;
+  if (notes.traceId !== undefined) current.traceId = notes.traceId;
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** Query parameters whose values never reach the access log (API keys, tokens, signatures). */
+const SECRET_QUERY_PARAM = /key|token|secret|password|passwd|signature|sig$|auth|code|credential/i;
+
+/** The request URL as the access log shows it: values of secret-looking query parameters redacted. */
+export function redactUrl(url: string | undefined): string | undefined {
+  const q = url?.indexOf('?') ?? -1;
+  if (url === undefined || q < 0) return url;
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      return eq >= 0 && SECRET_QUERY_PARAM.test(decodeURIComponentSafe(name)) ? `${name}=[redacted]` : pair;
+    })
+    .join('&');
+  return `${url.slice(0, q)}?${query}`;
+}
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** How long a client may take to send a request's headers (slowloris protection). */
+export const HEADERS_TIMEOUT_MS = 10_000;
 
 /** Keeps the caller's `x-request-id` or makes one, and echoes it on the response. */
 export function ensureRequestId(req: IncomingMessage, res: ServerResponse): string {
@@ -94,9 +131,13 @@ export class HttpListener {
     this.name = options.name;
     this.options = options;
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
+    // Slow-header (slowloris) clients get 408 and are closed after HEADERS_TIMEOUT_MS, checked
+    // every second, instead of Node's 60 s checked every 30 s.
+    const limits = { headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1_000 };
     this.server = options.tls
       ? https.createServer(
           {
+            ...limits,
             cert: readFileSync(options.tls.cert),
             key: readFileSync(options.tls.key),
             ...(options.tls.clientCa
@@ -105,7 +146,7 @@ export class HttpListener {
           },
           onRequest,
         )
-      : http.createServer(onRequest);
+      : http.createServer(limits, onRequest);
     // Longer than any usual client idle timeout, so the client closes first and never races a reuse.
     this.server.keepAliveTimeout = 65_000;
     this.server.on('connection', (socket: Socket) => {
@@ -150,6 +191,18 @@ export class HttpListener {
     return this.inFlight;
   }
 
+  /** The listener's state for the status page (`GET /status`). */
+  status(): ListenerStatus {
+    return {
+      name: this.name,
+      url: this.boundAddress && this.server.listening ? this.url : null,
+      listening: this.server.listening,
+      draining: this.draining,
+      connections: this.sockets.size,
+      inFlight: this.inFlight,
+    };
+  }
+
   drain(): Promise<void> {
     this.drainPromise ??= new Promise<void>((resolve) => {
       this.draining = true;
@@ -178,19 +231,15 @@ export class HttpListener {
     const remote = req.socket.remoteAddress;
     this.inFlight += 1;
     if (this.draining) res.setHeader('connection', 'close');
-    let finished = false;
-    const done = () => {
-      if (finished) return;
-      finished = true;
+    // One listener: a response emits `close` after `finish`, and alone when the connection is cut.
+    res.once('close', () => {
       this.inFlight -= 1;
       this.observe(req, res, started, remote);
       if (this.draining) {
         this.server.closeIdleConnections();
         if (this.inFlight === 0) this.resolveIdleWaiters();
       }
-    };
-    res.once('finish', done);
-    res.once('close', done);
+    });
     try {
       this.options.handler(req, res);
     } catch (err) {
@@ -228,7 +277,7 @@ export class HttpListener {
         requestId: req.headers[REQUEST_ID_HEADER],
         traceId: notes.traceId,
         method: req.method,
-        url: req.url,
+        url: redactUrl(req.url),
         route,
         status,
         durationMs: Math.round(seconds * 1e6) / 1e3,

@@ -9,9 +9,17 @@ export interface MeshMetrics {
   readonly httpServerRequests: Counter<'listener' | 'method' | 'route' | 'status'>;
   readonly httpServerDuration: Histogram<'listener' | 'method' | 'route' | 'status'>;
   readonly configReloads: Counter<'result'>;
+  /** 1 when every readiness check passes (what `/readyz` says), else 0; set on each scrape. */
+  readonly ready: Gauge;
+  /** Each readiness check: 1 ready, 0 not; set on each scrape. */
+  readonly readinessCheck: Gauge<'check'>;
   /** Ingress: requests the sidecar answered itself, by route template and reason (`validation`, `unauthorized`, ...). */
   readonly ingressRejections: Counter<'route' | 'reason'>;
   readonly ingressResponseValidationFailures: Counter<'route' | 'method' | 'status'>;
+  /** Ingress: requests copied to a route's shadow upstream, by route prefix and result (`sent`, `failed`, `skipped`). */
+  readonly ingressMirroredRequests: Counter<'prefix' | 'result'>;
+  /** Ingress: faults injected (non-production), by route prefix and kind (`delay`, `abort`). */
+  readonly ingressInjectedFaults: Counter<'prefix' | 'kind'>;
   readonly bridgeProducedRecords: Counter<'topic' | 'result'>;
   readonly bridgeProducedBytes: Counter<'topic'>;
   readonly bridgeProduceDuration: Histogram<'topic'>;
@@ -29,6 +37,11 @@ export interface MeshMetrics {
   readonly subscriptionDeadLetters: Counter<'subscription' | 'topic'>;
   readonly subscriptionPausedPartitions: Gauge<'subscription'>;
   readonly consumerLag: Gauge<'group' | 'topic' | 'partition'>;
+  /** Stream processors: input records whose outputs and offset were committed (final). */
+  readonly processorProcessedRecords: Counter<'processor' | 'result'>;
+  readonly processorProducedRecords: Counter<'processor' | 'topic'>;
+  readonly processorDeadLetters: Counter<'processor' | 'topic'>;
+  readonly processorAbortedTransactions: Counter<'processor'>;
 }
 
 export function createMetrics(registry: Registry = new Registry()): MeshMetrics {
@@ -80,6 +93,18 @@ export function createMetrics(registry: Registry = new Registry()): MeshMetrics 
       labelNames: ['route', 'reason'],
       registers: [registry],
     }),
+    ingressMirroredRequests: new Counter({
+      name: 'mesh_ingress_mirrored_requests_total',
+      help: 'Ingress requests copied to a shadow upstream, by route prefix and result (sent|failed|skipped).',
+      labelNames: ['prefix', 'result'],
+      registers: [registry],
+    }),
+    ingressInjectedFaults: new Counter({
+      name: 'mesh_ingress_injected_faults_total',
+      help: 'Faults injected on ingress routes (non-production), by route prefix and kind (delay|abort).',
+      labelNames: ['prefix', 'kind'],
+      registers: [registry],
+    }),
     ingressResponseValidationFailures: new Counter({
       name: 'mesh_ingress_response_validation_failures_total',
       help: 'App responses that do not match the OpenAPI document, by route template, method and status.',
@@ -90,6 +115,17 @@ export function createMetrics(registry: Registry = new Registry()): MeshMetrics 
       name: 'mesh_config_reloads_total',
       help: 'Config reloads on SIGHUP, by result (success|failure).',
       labelNames: ['result'],
+      registers: [registry],
+    }),
+    ready: new Gauge({
+      name: 'mesh_ready',
+      help: '1 when the sidecar is ready (every readiness check of /readyz passes), else 0.',
+      registers: [registry],
+    }),
+    readinessCheck: new Gauge({
+      name: 'mesh_readiness_check',
+      help: 'Readiness of each check of /readyz (lifecycle, ingress, bridge, subscriptions, ...): 1 ready, 0 not.',
+      labelNames: ['check'],
       registers: [registry],
     }),
     upstreamRequests: new Counter({
@@ -151,6 +187,30 @@ export function createMetrics(registry: Registry = new Registry()): MeshMetrics 
       name: 'mesh_consumer_lag',
       help: 'Records of a partition after the committed offset of a consumer group (end offset minus committed offset).',
       labelNames: ['group', 'topic', 'partition'],
+      registers: [registry],
+    }),
+    processorProcessedRecords: new Counter({
+      name: 'mesh_processor_processed_records_total',
+      help: 'Stream processor input records committed as final, by processor and result (success|dead_letter|dropped).',
+      labelNames: ['processor', 'result'],
+      registers: [registry],
+    }),
+    processorProducedRecords: new Counter({
+      name: 'mesh_processor_produced_records_total',
+      help: 'Output records a stream processor committed (exactly_once) or had acknowledged (at_least_once), by processor and topic.',
+      labelNames: ['processor', 'topic'],
+      registers: [registry],
+    }),
+    processorDeadLetters: new Counter({
+      name: 'mesh_processor_dead_letters_total',
+      help: 'Input records a stream processor wrote to its dead-letter topic, by processor and input topic.',
+      labelNames: ['processor', 'topic'],
+      registers: [registry],
+    }),
+    processorAbortedTransactions: new Counter({
+      name: 'mesh_processor_aborted_transactions_total',
+      help: 'Transactions a stream processor aborted (exactly_once), or output batches it gave up and redid (at_least_once), by processor.',
+      labelNames: ['processor'],
       registers: [registry],
     }),
   };

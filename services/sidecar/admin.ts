@@ -1,9 +1,11 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { Component, Readiness } from '../runtime/component.js';
+import type { Component, ComponentStatus, Readiness } from '../runtime/component.js';
 import { MeshError } from '../runtime/errors.js';
 import { annotateResponse, HttpListener, sendProblem, type ListenerTls } from '../runtime/http.js';
 import type { MeshMetrics } from '../runtime/metrics.js';
+import { STATUS_PAGE_HTML } from './status/page.js';
+import type { SidecarStatus } from './status/snapshot.js';
 
 export interface ReadinessCheck {
   readonly name: string;
@@ -23,6 +25,8 @@ export interface AdminOptions {
   readonly effectiveConfig: () => unknown;
   /** Starts the same graceful shutdown as SIGTERM. */
   readonly requestShutdown: (reason: string) => void;
+  /** The status document of `GET /status` and the page at `GET /`; absent: those answer 404. */
+  readonly status?: (() => Promise<SidecarStatus>) | undefined;
 }
 
 /** True for 127.0.0.0/8, ::1 and their IPv4-mapped forms. */
@@ -62,12 +66,25 @@ export class AdminComponent implements Component {
     return this.listener.isListening ? { ready: true } : { ready: false, reason: 'admin listener not bound' };
   }
 
+  status(): ComponentStatus {
+    return { listener: this.listener.status() };
+  }
+
   drain(): Promise<void> {
     return this.listener.drain();
   }
 
   stop(): Promise<void> {
     return this.listener.stop();
+  }
+
+  /** `mesh_ready` and `mesh_readiness_check{check}` follow `/readyz` at each scrape. */
+  private recordReadiness(): void {
+    const { metrics } = this.options;
+    const checks = this.options.readinessChecks();
+    metrics.ready.set(checks.every((check) => check.ready) ? 1 : 0);
+    metrics.readinessCheck.reset();
+    for (const check of checks) metrics.readinessCheck.set({ check: check.name }, check.ready ? 1 : 0);
   }
 
   private buildApp(): express.Express {
@@ -101,8 +118,25 @@ export class AdminComponent implements Component {
         });
     });
 
+    const status = this.options.status;
+    if (status) {
+      app.get('/', route('/'), (_req, res) => {
+        res.setHeader('cache-control', 'no-store');
+        res.type('html').send(STATUS_PAGE_HTML);
+      });
+      app.get('/status', route('/status'), async (_req, res, next) => {
+        try {
+          res.setHeader('cache-control', 'no-store');
+          res.json(await status());
+        } catch (err) {
+          next(err);
+        }
+      });
+    }
+
     app.get('/metrics', route('/metrics'), async (_req, res, next) => {
       try {
+        this.recordReadiness();
         const text = await this.options.metrics.registry.metrics();
         res.type(this.options.metrics.registry.contentType).send(text);
       } catch (err) {

@@ -10,9 +10,13 @@ import {
 import { createLogger, type Logger } from '../runtime/logging.js';
 import { packageVersion } from '../runtime/package-files.js';
 import { createMetrics } from '../runtime/metrics.js';
+import { RecentErrors } from '../runtime/recent-errors.js';
 import { startTelemetry } from '../runtime/telemetry.js';
 import { checkConfig } from './check-config.js';
+import { runConvertLightmesh } from './convert-lightmesh.js';
 import { Sidecar } from './sidecar.js';
+import { formatStatusText } from './status/format-text.js';
+import type { SidecarStatus } from './status/snapshot.js';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME_ERROR = 1;
@@ -21,6 +25,11 @@ export const EXIT_USAGE = 2;
 const USAGE = `Usage:
   mesh-sidecar [--config FILE]        run the sidecar (MESH_CONFIG=FILE does the same as --config)
   mesh-sidecar check-config FILE      validate FILE: prints "ok", or one "<json-pointer>: <message>" per problem and exits 2
+  mesh-sidecar convert-lightmesh-config DIR
+                                      print the mesh-sidecar config equivalent to the light-mesh Kafka sidecar's
+                                      kafka-producer.yml / kafka-consumer.yml / values.yml in DIR (warnings on stderr)
+  mesh-sidecar status [--admin URL] [--json]
+                                      print a running sidecar's status (GET URL/status; default http://127.0.0.1:15000)
   mesh-sidecar --help | --version
 
 Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.
@@ -37,6 +46,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
+        admin: { type: 'string' },
+        json: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -60,6 +71,24 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     return checkConfig(file, env, (line) => process.stdout.write(`${line}\n`));
   }
+  if (positionals[0] === 'status' && positionals.length === 1) {
+    return printStatus(values.admin ?? env.MESH_ADMIN_URL ?? 'http://127.0.0.1:15000', values.json === true);
+  }
+  if (positionals[0] !== 'status' && (values.admin !== undefined || values.json !== undefined)) {
+    process.stderr.write(`--admin and --json belong to the status command\n\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  if (positionals[0] === 'convert-lightmesh-config') {
+    if (positionals.length !== 2) {
+      process.stderr.write(`convert-lightmesh-config needs exactly one DIR\n\n${USAGE}\n`);
+      return EXIT_USAGE;
+    }
+    return runConvertLightmesh(
+      positionals[1],
+      (text) => process.stdout.write(text),
+      (line) => process.stderr.write(`${line}\n`),
+    );
+  }
   if (positionals.length > 0) {
     process.stderr.write(`unknown command "${positionals[0]}"\n\n${USAGE}\n`);
     return EXIT_USAGE;
@@ -79,9 +108,19 @@ async function run(configFile: string | undefined, env: NodeJS.ProcessEnv): Prom
     for (const line of formatProblems(err.problems)) process.stderr.write(`${line}\n`);
     return EXIT_USAGE;
   }
-  const logger = createLogger({ level: config.log.level });
+  // Warnings and errors are also kept for the status page (GET /status).
+  const recentErrors = new RecentErrors();
+  const logger = createLogger({ level: config.log.level, destination: recentErrors.tee() });
   const telemetry = startTelemetry({ serviceName: config.telemetry.serviceName, env });
-  const sidecar = new Sidecar({ config, configFile, env, logger, metrics: createMetrics(), telemetry });
+  const sidecar = new Sidecar({
+    config,
+    configFile,
+    env,
+    logger,
+    metrics: createMetrics(),
+    telemetry,
+    recentErrors,
+  });
 
   const exitCode = new Promise<number>((resolve) => {
     const fatal = (kind: string) => (err: unknown) => {
@@ -116,6 +155,25 @@ async function run(configFile: string | undefined, env: NodeJS.ProcessEnv): Prom
   const code = await exitCode;
   await flushLogger(logger);
   return code;
+}
+
+/** `mesh-sidecar status`: fetches `GET /status` of a running sidecar's admin listener and prints it. */
+async function printStatus(adminUrl: string, json: boolean): Promise<number> {
+  let status: SidecarStatus;
+  try {
+    const url = new URL('status', adminUrl.endsWith('/') ? adminUrl : `${adminUrl}/`);
+    const res = await fetch(url, {
+      headers: { accept: 'application/json' },
+      signal: AbortSignal.timeout(5_000),
+    });
+    if (!res.ok) throw new Error(`GET ${url.href} answered ${res.status}`);
+    status = (await res.json()) as SidecarStatus;
+  } catch (err) {
+    process.stderr.write(`cannot read the status from ${adminUrl}: ${(err as Error).message}\n`);
+    return EXIT_RUNTIME_ERROR;
+  }
+  process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : formatStatusText(status));
+  return EXIT_OK;
 }
 
 function flushLogger(logger: Logger): Promise<void> {

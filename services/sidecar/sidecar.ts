@@ -8,9 +8,13 @@ import type { Telemetry } from '../runtime/telemetry.js';
 import { IngressComponent } from '../../proxy/ingress/ingress.js';
 import { EgressComponent, egressWanted } from '../../proxy/egress/egress.js';
 import { BridgeComponent } from '../../bridge/bridge.js';
+import { KafkaConnectivity } from '../../bridge/kafka/connectivity.js';
 import { SubscriptionsComponent } from '../../bridge/consumer/push/component.js';
+import { ProcessorsComponent } from '../../bridge/processor/component.js';
 import { packageVersion } from '../runtime/package-files.js';
 import { AdminComponent, type ReadinessCheck } from './admin.js';
+import type { RecentErrors } from '../runtime/recent-errors.js';
+import { collectStatus } from './status/snapshot.js';
 
 export interface SidecarOptions {
   readonly config: Config;
@@ -20,6 +24,8 @@ export interface SidecarOptions {
   readonly logger: Logger;
   readonly metrics: MeshMetrics;
   readonly telemetry: Telemetry;
+  /** The last warnings and errors logged, shown on the status page. */
+  readonly recentErrors?: RecentErrors | undefined;
 }
 
 export type ReloadResult = { ok: true } | { ok: false; problems: string[] };
@@ -48,6 +54,7 @@ export class Sidecar {
   /** Sections a component can take over at runtime (SIGHUP), beyond `RELOADABLE_SECTIONS`. */
   private readonly reconfigurers = new Map<string, Reconfigurer>();
   private started = false;
+  private readonly createdAt = new Date();
   private shutdownPromise: Promise<void> | undefined;
   private shutdownReason: string | undefined;
   private markStopped!: () => void;
@@ -66,6 +73,14 @@ export class Sidecar {
       readinessChecks: () => this.readinessChecks(),
       effectiveConfig: () => redactConfig(this.config),
       requestShutdown: (reason) => void this.shutdown(reason),
+      status: () =>
+        collectStatus({
+          version: packageVersion(),
+          startedAt: this.createdAt,
+          checks: () => this.readinessChecks(),
+          components: () => [this.admin, ...this.components],
+          recentErrors: options.recentErrors ? () => options.recentErrors!.list() : undefined,
+        }),
     });
     if (config.ingress.enabled) {
       this.components.push(
@@ -94,6 +109,11 @@ export class Sidecar {
         }),
       );
     }
+    // Before every Kafka user: checks the cluster (and the credentials) at start-up, and /readyz
+    // names what fails; refused credentials end the start-up when kafka.onStartupFailure is exit.
+    if (config.bridge.enabled || config.subscriptions.length > 0 || config.processors.length > 0) {
+      this.components.push(new KafkaConnectivity({ kafka: config.kafka, logger }));
+    }
     if (config.bridge.enabled) {
       this.components.push(
         new BridgeComponent({
@@ -104,6 +124,8 @@ export class Sidecar {
           metrics,
           logger,
           tracer: telemetry.tracer,
+          // light-mesh dead-letter replay delivers to the app with the subscription's settings.
+          lightmeshBackend: { target: config.ingress.target, subscriptions: config.subscriptions },
         }),
       );
     }
@@ -113,6 +135,20 @@ export class Sidecar {
       this.components.push(
         new SubscriptionsComponent({
           subscriptions: config.subscriptions,
+          kafka: config.kafka,
+          target: config.ingress.target,
+          metrics,
+          logger,
+          tracer: telemetry.tracer,
+        }),
+      );
+    }
+    // Stream processors, drained like subscriptions: in-flight requests finish and their outputs
+    // and offsets are committed (or the transaction aborted) before the consumers leave.
+    if (config.processors.length > 0) {
+      this.components.push(
+        new ProcessorsComponent({
+          processors: config.processors,
           kafka: config.kafka,
           target: config.ingress.target,
           metrics,
@@ -230,8 +266,9 @@ export class Sidecar {
     const { logger, telemetry } = this.options;
     const { drainDelayMs, timeoutMs } = this.config.shutdown;
     logger.info({ reason, drainDelayMs, timeoutMs }, 'shutting down: not ready from now on');
-    // Keep accepting while load balancers and kube-proxy notice the failing readiness probe.
-    await delay(drainDelayMs);
+    // Keep accepting while load balancers and kube-proxy notice the failing readiness probe; a
+    // sidecar whose start failed was never ready, so nothing routes to it and there is no wait.
+    if (this.started) await delay(drainDelayMs);
 
     let deadline: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {

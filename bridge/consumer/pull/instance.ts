@@ -237,6 +237,38 @@ export class PullConsumerInstance {
     );
   }
 
+  /** What the admin status page shows of the instance. */
+  status(now = Date.now()): {
+    group: string;
+    name: string;
+    format: string;
+    autoCommit: boolean;
+    mode: 'subscribe' | 'assign' | null;
+    topics: string[];
+    topicPattern: string | null;
+    partitions: { topic: string; partition: number }[];
+    pausedPartitions: number;
+    bufferedRecords: number;
+    bufferedBytes: number;
+    idleMs: number;
+  } {
+    const mode = this.session?.mode;
+    return {
+      group: this.settings.group,
+      name: this.settings.name,
+      format: this.settings.format,
+      autoCommit: this.settings.autoCommit,
+      mode: mode?.kind ?? null,
+      topics: mode?.kind === 'subscribe' ? [...mode.topics] : [],
+      topicPattern: mode?.kind === 'subscribe' ? (mode.pattern ?? null) : null,
+      partitions: this.assignedPartitions().map(({ topic, partition }) => ({ topic, partition })),
+      pausedPartitions: this.paused.size,
+      bufferedRecords: this.size,
+      bufferedBytes: this.bufferedBytes,
+      idleMs: this.idleFor(now),
+    };
+  }
+
   /**
    * Hands out buffered records, waiting up to `timeoutMs` for the first. At most `maxBytes` of keys
    * and values; a first record larger than that alone is refused (422) and stays buffered.

@@ -38,6 +38,13 @@ export class PullConsumerRegistry {
     return this.instances.size;
   }
 
+  /** Every open instance, for the admin status page. */
+  status(now = Date.now()): ReturnType<PullConsumerInstance['status']>[] {
+    return [...this.instances.values()]
+      .filter((instance) => !instance.isClosed)
+      .map((instance) => instance.status(now));
+  }
+
   create(settings: NewInstanceSettings): PullConsumerInstance {
     if (this.draining) {
       throw new MeshError('MESH_DRAINING', 'the bridge is shutting down', {

@@ -5,13 +5,12 @@
  * consumers leave their groups.
  */
 import type { Tracer } from '@opentelemetry/api';
-import { Partitioners, type Producer } from 'kafkajs';
 import type { Component, ComponentStatus, Readiness } from '../../../services/runtime/component.js';
 import type { DeepReadonly, KafkaConfig } from '../../../services/runtime/config.js';
 import type { Logger } from '../../../services/runtime/logging.js';
 import type { MeshMetrics } from '../../../services/runtime/metrics.js';
-import { createKafkaClient } from '../../kafka/client.js';
-import { AppClient } from './delivery.js';
+import { GroupMembers } from '../group-members.js';
+import type { AppClient } from './delivery.js';
 import type { FeedCapacity } from './feed.js';
 import { Semaphore } from './ordering.js';
 import { PushSubscription, type SubscriptionConfig } from './subscription.js';
@@ -33,36 +32,25 @@ export interface SubscriptionsOptions {
 
 export class SubscriptionsComponent implements Component {
   readonly name = 'subscriptions';
-  private readonly subscriptions: PushSubscription[];
-  private readonly app: AppClient;
-  private readonly producer: Producer;
+  private readonly subscriptions: GroupMembers<SubscriptionConfig, PushSubscription>;
   private readonly options: SubscriptionsOptions;
   /** The last failed delivery attempt of each subscription (status page). */
   private readonly lastDeliveryErrors = new Map<string, { at: string; error: string }>();
-  private producerConnection: Promise<Producer> | undefined;
-  private drainPromise: Promise<void> | undefined;
 
   constructor(options: SubscriptionsOptions) {
     this.options = options;
-    const client = createKafkaClient(
-      { ...options.kafka, clientId: `${options.kafka.clientId}-push` },
-      options.logger,
-    );
-    // Java-compatible partitioner: a dead letter lands on the partition a Java client would pick.
-    this.producer = client.producer({
-      idempotent: true,
-      allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
-    const connections = options.subscriptions.reduce((sum, s) => sum + s.maxConcurrency, 0);
-    this.app = new AppClient(options.target, Math.max(1, connections));
-    this.subscriptions = options.subscriptions.map(
-      (config) =>
+    this.subscriptions = new GroupMembers({
+      configs: options.subscriptions,
+      kafka: options.kafka,
+      clientIdSuffix: 'push',
+      target: options.target,
+      logger: options.logger,
+      create: (config, { client, app, producer }) =>
         new PushSubscription({
           config,
           kafka: client,
-          app: this.trackDeliveryErrors(config.name),
-          deadLetterProducer: () => this.deadLetterProducer(),
+          app: this.trackDeliveryErrors(app, config.name),
+          deadLetterProducer: producer,
           appTarget: options.target,
           semaphore: new Semaphore(config.maxConcurrency),
           metrics: options.metrics,
@@ -72,19 +60,15 @@ export class SubscriptionsComponent implements Component {
           ...(options.lagIntervalMs !== undefined ? { lagIntervalMs: options.lagIntervalMs } : {}),
           ...(options.prefetch !== undefined ? { prefetch: options.prefetch } : {}),
         }),
-    );
+    });
   }
 
   start(): Promise<void> {
-    // Consumers connect and join in the background; readiness reports when each has joined.
-    for (const subscription of this.subscriptions) subscription.start();
-    return Promise.resolve();
+    return this.subscriptions.start();
   }
 
   readiness(): Readiness {
-    const waiting = this.subscriptions.filter((s) => !s.isReady);
-    if (waiting.length === 0) return { ready: true };
-    return { ready: false, reason: waiting.map((s) => `${s.name}: ${s.notReadyReason}`).join('; ') };
+    return this.subscriptions.readiness();
   }
 
   /**
@@ -101,7 +85,7 @@ export class SubscriptionsComponent implements Component {
     for (const { labels, value } of (await metrics.subscriptionPausedPartitions.get()).values) {
       pausedCount.set(String(labels.subscription), value);
     }
-    const subscriptions = this.subscriptions.map((subscription, index) => {
+    const subscriptions = this.subscriptions.members.map((subscription, index) => {
       const config = this.options.subscriptions[index];
       const state = subscriptionState(subscription, config.group, lag);
       const paused = new Set(state.paused ?? []);
@@ -138,26 +122,18 @@ export class SubscriptionsComponent implements Component {
   }
 
   drain(): Promise<void> {
-    this.drainPromise ??= (async () => {
-      await Promise.allSettled(this.subscriptions.map((s) => s.drain()));
-      await this.producer.disconnect().catch(() => undefined);
-      await this.app.close();
-    })();
-    return this.drainPromise;
+    return this.subscriptions.drain();
   }
 
-  async stop(): Promise<void> {
-    await Promise.allSettled(this.subscriptions.map((s) => s.stop()));
-    await this.producer.disconnect().catch(() => undefined);
-    await this.app.destroy();
+  stop(): Promise<void> {
+    return this.subscriptions.stop();
   }
 
   /**
    * The shared app client as one subscription sees it, noting its last failed attempt (a connection
    * error, a timeout or a non-2xx answer). A prototype view, so the pool stays shared.
    */
-  private trackDeliveryErrors(subscription: string): AppClient {
-    const app = this.app;
+  private trackDeliveryErrors(app: AppClient, subscription: string): AppClient {
     const view = Object.create(app) as AppClient;
     view.post = async (...args: Parameters<AppClient['post']>) => {
       const result = await app.post(...args);
@@ -175,17 +151,6 @@ export class SubscriptionsComponent implements Component {
       return result;
     };
     return view;
-  }
-
-  private deadLetterProducer(): Promise<Producer> {
-    this.producerConnection ??= this.producer.connect().then(
-      () => this.producer,
-      (err: unknown) => {
-        this.producerConnection = undefined;
-        throw err;
-      },
-    );
-    return this.producerConnection;
   }
 }
 

@@ -28,7 +28,8 @@ import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs
 import type { DeepReadonly, MeshConfig } from '../../../services/runtime/config.js';
 import type { Logger } from '../../../services/runtime/logging.js';
 import type { MeshMetrics } from '../../../services/runtime/metrics.js';
-import { backoffCap, fullJitterBackoff, sleep } from './backoff.js';
+import { GroupMember, tpKey } from '../group-member.js';
+import { fullJitterBackoff, sleep } from './backoff.js';
 import {
   CLOUDEVENT_BATCH_CONTENT_TYPE,
   CLOUDEVENT_CONTENT_TYPE,
@@ -77,7 +78,6 @@ export interface PushSubscriptionOptions {
 
 /** How often a long-running batch heartbeats (kafkajs has no background heartbeat). */
 const HEARTBEAT_INTERVAL_MS = 1_000;
-const CONNECT_BACKOFF = { initialBackoffMs: 250, maxBackoffMs: 5_000 };
 /** Default prefetch bound per partition: records (at least this many batches' worth) and bytes. */
 const PREFETCH_RECORDS = 5_000;
 const PREFETCH_BATCHES = 50;
@@ -105,8 +105,6 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
-
 export function poisonPolicy(config: SubscriptionConfig): PoisonPolicy {
   return config.onPoison ?? (config.deadLetterTopic ? 'deadLetter' : 'block');
 }
@@ -121,20 +119,13 @@ export class PushSubscription {
   private readonly path: string;
   /** Aborted on drain/stop: backoff waits end, no new record starts. */
   private readonly lifetime = new AbortController();
-  private readonly assignment = new Map<string, { topic: string; partition: number }>();
-  private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
-  private readonly activeBatches = new Set<Promise<unknown>>();
+  private readonly member: GroupMember;
   private readonly feeds = new Map<string, { topic: string; partition: number; feed: PartitionFeed }>();
   private readonly format: DeliveryFormat;
   private readonly capacity: FeedCapacity;
   private quiescing: Promise<void> | undefined;
-  private joined = false;
-  private crashed: string | undefined;
-  private connecting: Promise<void> | undefined;
-  private lagTimer: NodeJS.Timeout | undefined;
   private appDownStreak = 0;
   private drainPromise: Promise<void> | undefined;
-  private stopped = false;
   /** Metric children resolved once: label hashing per record is measurable on the hot path. */
   private readonly counters: Record<'success' | 'retry' | 'dead_letter' | 'dropped', Counter.Internal>;
   private readonly durations: Histogram.Internal<'subscription'>;
@@ -174,50 +165,55 @@ export class PushSubscription {
       commit: (offsets) => this.consumer.commitOffsets(offsets),
       onError: (err) => this.logger.warn({ err: (err as Error).message }, 'offset commit failed; will retry'),
     });
-    const { events } = this.consumer;
-    this.consumer.on(events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment));
-    this.consumer.on(events.REBALANCING, () => {
+    this.member = new GroupMember({
+      consumer: this.consumer,
+      admin: this.admin,
+      group: config.group,
+      kind: 'subscription',
+      metrics: options.metrics,
+      logger: this.logger,
+      lifetime: this.lifetime.signal,
+      topics: () => (config.topics ? [...config.topics] : [new RegExp(`^(?:${config.topicPattern})$`)]),
+      fromBeginning: config.autoOffsetReset === 'earliest',
+      maxConcurrency: config.maxConcurrency,
+      lagIntervalMs: options.lagIntervalMs,
+      eachBatch: (payload) => this.handleBatch(payload),
+      beforeRun: () => this.committer.start(),
+      // kafkajs leaves the group (and rejoins when it restarts): stop the queues, commit what is final.
+      onCrash: () => void this.quiesce(),
+      onAssigned: () => this.onAssigned(),
+      onPausedChange: () => this.updatePausedGauge(),
+      onDisconnect: () => {
+        this.options.metrics.subscriptionPausedPartitions.set({ subscription: this.name }, 0);
+      },
+    });
+    this.consumer.on(this.consumer.events.REBALANCING, () => {
       // kafkajs noticed the rebalance between handlers and is about to rejoin: the final offsets go
       // out now (ahead of its FindCoordinator + JoinGroup), no delivery starts any more.
       void this.committer.flush(true).catch(() => undefined);
       void this.quiesce();
     });
-    this.consumer.on(events.CRASH, ({ payload }) => {
-      // kafkajs leaves the group (and rejoins when it restarts): stop the queues, commit what is final.
-      void this.quiesce();
-      this.crashed = payload.error.message;
-      if (!payload.restart) this.joined = false;
-      this.logger.error(
-        { err: payload.error.message, restart: payload.restart },
-        'subscription consumer crashed',
-      );
-    });
-    this.consumer.on(events.STOP, () => {
-      this.joined = false;
-    });
   }
 
   start(): void {
-    this.connecting = this.connectUntilRunning();
-    this.lagTimer = setInterval(() => void this.updateLag(), this.options.lagIntervalMs ?? 5_000);
-    this.lagTimer.unref();
+    this.member.start();
   }
 
   get isReady(): boolean {
-    return this.joined && !this.stopped;
+    return this.member.isReady;
   }
 
   get notReadyReason(): string {
-    return this.crashed ? `consumer crashed: ${this.crashed}` : 'not joined to its consumer group yet';
+    return this.member.notReadyReason;
   }
 
   /** Membership, assigned and paused partitions (`topic\0partition` keys), for the status page. */
   statusSnapshot(): { joined: boolean; crashed: string | null; assigned: string[]; paused: string[] } {
     return {
-      joined: this.joined && !this.stopped,
-      crashed: this.crashed ?? null,
-      assigned: [...this.assignment.keys()],
-      paused: [...this.resumeTimers.keys()],
+      joined: this.member.isReady,
+      crashed: this.member.crashed ?? null,
+      assigned: [...this.member.assignment.keys()],
+      paused: this.member.pausedKeys(),
     };
   }
 
@@ -225,18 +221,15 @@ export class PushSubscription {
   drain(): Promise<void> {
     this.drainPromise ??= (async () => {
       this.lifetime.abort();
-      for (const timer of this.resumeTimers.values()) clearTimeout(timer);
-      this.resumeTimers.clear();
-      this.pauseAll();
+      this.member.pauseForDrain();
       this.haltFeeds();
-      await this.connecting;
-      await Promise.allSettled([...this.activeBatches]);
+      await this.member.settled();
       await Promise.allSettled([...this.feeds.values()].map(({ feed }) => feed.settled()));
       await this.committer.flush().catch((err: unknown) => {
         this.logger.error({ err: (err as Error).message }, 'final offset commit failed on drain');
       });
       this.committer.stop();
-      await this.disconnect();
+      await this.member.disconnect();
       this.logger.info('subscription drained');
     })();
     return this.drainPromise;
@@ -245,57 +238,17 @@ export class PushSubscription {
   async stop(): Promise<void> {
     this.lifetime.abort();
     this.haltFeeds();
-    for (const timer of this.resumeTimers.values()) clearTimeout(timer);
+    this.member.clearResumeTimers();
     this.committer.stop();
-    await this.disconnect();
+    await this.member.disconnect();
   }
 
-  private async disconnect(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearInterval(this.lagTimer);
-    await Promise.allSettled([this.consumer.disconnect(), this.admin.disconnect()]);
-    this.joined = false;
-    this.options.metrics.subscriptionPausedPartitions.set({ subscription: this.name }, 0);
-  }
-
-  private async connectUntilRunning(): Promise<void> {
-    const { config } = this.options;
-    for (let attempt = 0; !this.lifetime.signal.aborted; attempt++) {
-      try {
-        await this.consumer.connect();
-        await this.admin.connect();
-        await this.consumer.subscribe({
-          topics: config.topics ? [...config.topics] : [new RegExp(`^(?:${config.topicPattern})$`)],
-          fromBeginning: config.autoOffsetReset === 'earliest',
-        });
-        this.committer.start();
-        await this.consumer.run({
-          autoCommit: false,
-          eachBatchAutoResolve: false,
-          partitionsConsumedConcurrently: config.maxConcurrency,
-          eachBatch: (payload) => this.trackBatch(payload),
-        });
-        return;
-      } catch (err) {
-        this.crashed = (err as Error).message;
-        this.logger.warn({ err: this.crashed, attempt }, 'subscription cannot start consuming yet');
-        await sleep(backoffCap(CONNECT_BACKOFF, attempt), this.lifetime.signal);
-      }
-    }
-  }
-
-  private onJoin(memberAssignment: Record<string, number[]>): void {
-    this.joined = true;
-    this.crashed = undefined;
-    const before = [...this.assignment.values()];
-    this.assignment.clear();
-    for (const [topic, partitions] of Object.entries(memberAssignment)) {
-      for (const partition of partitions) this.assignment.set(tpKey(topic, partition), { topic, partition });
-    }
-    this.committer.retainOnly((topic, partition) => this.assignment.has(tpKey(topic, partition)));
+  /** After a join: revoked partitions' feeds go, kept ones continue where their feed does. */
+  private onAssigned(): void {
+    const { assignment } = this.member;
+    this.committer.retainOnly((topic, partition) => assignment.has(tpKey(topic, partition)));
     for (const [k, { topic, partition, feed }] of this.feeds) {
-      if (!this.assignment.has(k)) {
+      if (!assignment.has(k)) {
         // Revoked: whatever it still finishes is no longer ours to commit (onFinal checks).
         this.feeds.delete(k);
         feed.halt('stopped');
@@ -306,32 +259,6 @@ export class PushSubscription {
       const position = feed.position;
       if (position !== undefined) this.seek(topic, partition, position);
     }
-    for (const { topic, partition } of before) {
-      if (this.assignment.has(tpKey(topic, partition))) continue;
-      this.options.metrics.consumerLag.remove({
-        group: this.options.config.group,
-        topic,
-        partition: String(partition),
-      });
-      const timer = this.resumeTimers.get(tpKey(topic, partition));
-      if (timer) {
-        clearTimeout(timer);
-        this.resumeTimers.delete(tpKey(topic, partition));
-        this.consumer.resume([{ topic, partitions: [partition] }]);
-      }
-    }
-    this.updatePausedGauge();
-    this.logger.info({ assignment: memberAssignment }, 'subscription joined its group');
-  }
-
-  private trackBatch(payload: EachBatchPayload): Promise<void> {
-    const work = this.handleBatch(payload);
-    this.activeBatches.add(work);
-    void work.then(
-      () => this.activeBatches.delete(work),
-      () => this.activeBatches.delete(work),
-    );
-    return work;
   }
 
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
@@ -440,18 +367,8 @@ export class PushSubscription {
     // taken. (A seek made while the group rejoins is kept by kafkajs and applied after the rejoin.)
     if (resumeFrom !== undefined) this.seek(topic, partition, resumeFrom);
     const { config } = this.options;
-    if (reason === 'app-down') {
-      this.appDownStreak += 1;
-      const cap = backoffCap(config.retry, this.appDownStreak - 1);
-      this.pausePartition(
-        topic,
-        partition,
-        Math.max(1, Math.round(cap / 2 + Math.random() * (cap / 2))),
-        'app down',
-      );
-    } else if (reason === 'blocked') {
-      this.pausePartition(topic, partition, config.retry.maxBackoffMs, 'blocked on a poison record');
-    }
+    if (reason === 'app-down') this.appDownStreak += 1;
+    this.member.pauseAfterHalt(topic, partition, reason, config.retry, this.appDownStreak);
   }
 
   private seek(topic: string, partition: number, offset: string): void {
@@ -700,65 +617,10 @@ export class PushSubscription {
     if (n > 0) this.counters[result].inc(n);
   }
 
-  private pausePartition(topic: string, partition: number, delayMs: number, reason: string): void {
-    if (this.lifetime.signal.aborted) return;
-    const k = tpKey(topic, partition);
-    this.consumer.pause([{ topic, partitions: [partition] }]);
-    clearTimeout(this.resumeTimers.get(k));
-    this.logger.warn({ topic, partition, resumeInMs: delayMs, reason }, 'partition paused');
-    const timer = setTimeout(() => {
-      this.resumeTimers.delete(k);
-      this.updatePausedGauge();
-      if (this.lifetime.signal.aborted) return;
-      this.consumer.resume([{ topic, partitions: [partition] }]);
-    }, delayMs);
-    timer.unref();
-    this.resumeTimers.set(k, timer);
-    this.updatePausedGauge();
-  }
-
-  private pauseAll(): void {
-    const byTopic = new Map<string, number[]>();
-    for (const { topic, partition } of this.assignment.values()) {
-      byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
-    }
-    if (byTopic.size > 0) {
-      this.consumer.pause([...byTopic].map(([topic, partitions]) => ({ topic, partitions })));
-    }
-  }
-
   private updatePausedGauge(): void {
     this.options.metrics.subscriptionPausedPartitions.set(
       { subscription: this.name },
-      this.resumeTimers.size,
+      this.member.pausedCount,
     );
-  }
-
-  /** Lag from the committed offsets (end offset minus committed), so it keeps growing while paused. */
-  private async updateLag(): Promise<void> {
-    if (!this.joined || this.stopped || this.assignment.size === 0) return;
-    const { config, metrics } = this.options;
-    const topics = [...new Set([...this.assignment.values()].map((tp) => tp.topic))];
-    try {
-      const committed = await this.admin.fetchOffsets({ groupId: config.group, topics });
-      for (const topic of topics) {
-        const ends = await this.admin.fetchTopicOffsets(topic);
-        const committedByPartition = new Map(
-          committed.find((entry) => entry.topic === topic)?.partitions.map((p) => [p.partition, p.offset]) ??
-            [],
-        );
-        for (const end of ends) {
-          if (!this.assignment.has(tpKey(topic, end.partition))) continue;
-          const at = committedByPartition.get(end.partition);
-          const from = at === undefined || Number(at) < 0 ? Number(end.low) : Number(at);
-          metrics.consumerLag.set(
-            { group: config.group, topic, partition: String(end.partition) },
-            Math.max(0, Number(end.high) - from),
-          );
-        }
-      }
-    } catch (err) {
-      this.logger.debug({ err: (err as Error).message }, 'consumer lag not updated');
-    }
   }
 }
