@@ -111,7 +111,7 @@ try {
   });
 
   say(`
-mesh-sidecar is running. Try:
+mesh-sidecar is running. Open the live status page at ${started.admin}/ in a browser, or try:
 
   curl -s ${started.admin}/readyz                # 200 when the sidecar and the app are ready
   curl -s ${started.ingress}/hello               # through the ingress proxy to the demo backend
