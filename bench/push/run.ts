@@ -54,6 +54,10 @@ interface Counter {
   warmAt: number;
   warmCount: number;
   latenciesMs: number[];
+  /** Requests received, and how many were in flight at the app when each arrived (diagnostics). */
+  requests: number;
+  inFlight: number;
+  inFlightSum: number;
 }
 
 /** The app: counts delivered events per path, and end-to-end latency from the `t` in the data. */
@@ -64,11 +68,24 @@ async function startApp() {
     if (!c)
       counters.set(
         path,
-        (c = { delivered: 0, first: 0, last: 0, warmAt: 0, warmCount: Infinity, latenciesMs: [] }),
+        (c = {
+          delivered: 0,
+          first: 0,
+          last: 0,
+          warmAt: 0,
+          warmCount: Infinity,
+          latenciesMs: [],
+          requests: 0,
+          inFlight: 0,
+          inFlightSum: 0,
+        }),
       );
     return c;
   };
   const server = createServer((req, res) => {
+    const arriving = counter(req.url ?? '/');
+    arriving.requests++;
+    arriving.inFlightSum += ++arriving.inFlight;
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -81,6 +98,7 @@ async function startApp() {
       c.last = now;
       if (c.warmAt === 0 && c.delivered >= c.warmCount) c.warmAt = now;
       for (const event of events) c.latenciesMs.push(now - event.data.t);
+      c.inFlight--;
       res.writeHead(204).end();
     });
   });
@@ -275,7 +293,9 @@ async function main(): Promise<void> {
           p50: percentile(sorted, 50),
           p99: percentile(sorted, 99),
         });
-        process.stderr.write(`${JSON.stringify(rows.at(-1))}\n`);
+        process.stderr.write(
+          `${JSON.stringify({ ...rows.at(-1), recordsPerRequest: +(thr.delivered / thr.requests).toFixed(1), meanInFlight: +(thr.inFlightSum / thr.requests).toFixed(2) })}\n`,
+        );
         // Stop this path before the next one runs, so they never share the CPU.
         for (const sidecar of sidecars.splice(0)) {
           sidecar.proc.kill('SIGTERM');
