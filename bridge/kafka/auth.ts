@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import type { OauthbearerProviderResponse, SASLOptions } from 'kafkajs';
-import { request } from 'undici';
+import { ClientCredentialsTokens } from '../../services/runtime/client-credentials.js';
 import type { DeepReadonly, KafkaConfig } from '../../services/runtime/config.js';
 
 export type KafkaTlsConfig = NonNullable<DeepReadonly<KafkaConfig>['tls']>;
@@ -101,86 +101,43 @@ export function saslOptions(sasl: KafkaSaslConfig, tokens?: OAuthBearerTokens): 
   return options;
 }
 
-/** Lifetime assumed when the token response has no `expires_in`. */
-const DEFAULT_LIFETIME_MS = 300_000;
-const FETCH_TIMEOUT_MS = 10_000;
-
 /**
  * OAUTHBEARER tokens from an OAuth2 client-credentials grant: one fetch for all connections at once,
  * cached, renewed `refreshBeforeMs` before expiry (never later than half-way through its life).
  */
 export class OAuthBearerTokens {
-  private token: { value: string; refreshAt: number } | undefined;
-  private inFlight: Promise<string> | undefined;
-  /** Token endpoint requests made so far (tests). */
-  fetches = 0;
+  private readonly tokens: ClientCredentialsTokens;
 
   constructor(
     private readonly config: OAuthBearerConfig,
-    private readonly now: () => number = Date.now,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.tokens = new ClientCredentialsTokens(
+      {
+        ...config,
+        clientSecret: () =>
+          config.clientSecret ??
+          readSecretFile('kafka.sasl.oauthbearer.clientSecretFile', config.clientSecretFile ?? ''),
+      },
+      now,
+    );
+  }
+
+  /** Token endpoint requests made so far (tests). */
+  get fetches(): number {
+    return this.tokens.fetches;
+  }
 
   async get(): Promise<OauthbearerProviderResponse> {
     const extensions = this.config.extensions;
-    const value = await this.current();
+    let value: string;
+    try {
+      value = await this.tokens.get();
+    } catch (err) {
+      throw new Error(`OAUTHBEARER ${(err as Error).message}`);
+    }
     return extensions === undefined
       ? { value }
       : ({ value, extensions: { ...extensions } } as OauthbearerProviderResponse);
-  }
-
-  private current(): Promise<string> {
-    const token = this.token;
-    if (token && this.now() < token.refreshAt) return Promise.resolve(token.value);
-    this.inFlight ??= this.fetch().finally(() => (this.inFlight = undefined));
-    return this.inFlight;
-  }
-
-  private async fetch(): Promise<string> {
-    const { config } = this;
-    const secret =
-      config.clientSecret ??
-      readSecretFile('kafka.sasl.oauthbearer.clientSecretFile', config.clientSecretFile ?? '');
-    const form = new URLSearchParams({ grant_type: 'client_credentials' });
-    if (config.scope) form.set('scope', config.scope);
-    if (config.audience) form.set('audience', config.audience);
-    const headers: Record<string, string> = {
-      'content-type': 'application/x-www-form-urlencoded',
-      accept: 'application/json',
-    };
-    if (config.authMethod === 'client_secret_post') {
-      form.set('client_id', config.clientId);
-      form.set('client_secret', secret);
-    } else {
-      const encode = (text: string) => encodeURIComponent(text);
-      headers.authorization = `Basic ${Buffer.from(`${encode(config.clientId)}:${encode(secret)}`).toString('base64')}`;
-    }
-    this.fetches += 1;
-    const startedAt = this.now();
-    let status: number;
-    let body: { access_token?: unknown; expires_in?: unknown; error?: unknown };
-    try {
-      const response = await request(config.tokenUrl, {
-        method: 'POST',
-        headers,
-        body: form.toString(),
-        signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-      });
-      status = response.statusCode;
-      body = (await response.body.json()) as typeof body;
-    } catch (err) {
-      throw new Error(`OAUTHBEARER token endpoint ${config.tokenUrl} failed: ${(err as Error).message}`);
-    }
-    if (status !== 200 || typeof body.access_token !== 'string') {
-      throw new Error(
-        `OAUTHBEARER token endpoint ${config.tokenUrl} answered ${status} ${JSON.stringify(body.error ?? '')}`,
-      );
-    }
-    const lifetimeMs =
-      typeof body.expires_in === 'number' && body.expires_in > 0
-        ? body.expires_in * 1000
-        : DEFAULT_LIFETIME_MS;
-    const keepMs = Math.max(lifetimeMs - config.refreshBeforeMs, lifetimeMs / 2);
-    this.token = { value: body.access_token, refreshAt: startedAt + keepMs };
-    return body.access_token;
   }
 }

@@ -9,6 +9,7 @@
  * the whole batch too; otherwise the failed records are dead-lettered and the batch is committed.
  */
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
+import { encodeField } from '../consumer/pull/records.js';
 
 /** How keys and values are shown to the backend (light-mesh `keyFormat` / `valueFormat`). */
 export type LightmeshDataFormat = 'json' | 'string' | 'binary';
@@ -55,23 +56,9 @@ export type LightmeshVerdict =
       readonly failures: readonly LightmeshFailure[];
     };
 
+/** light-mesh names the text format `string`; otherwise the pull consumer API's encoding. */
 function decodeBytes(bytes: Buffer | null, format: LightmeshDataFormat): unknown {
-  if (bytes === null) return null;
-  switch (format) {
-    case 'binary':
-      return bytes.toString('base64');
-    case 'string':
-      return bytes.toString('utf8');
-    case 'json': {
-      const text = bytes.toString('utf8');
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        // Not JSON after all: the backend still gets the text rather than nothing.
-        return text;
-      }
-    }
-  }
+  return encodeField(format === 'string' ? 'text' : format, bytes);
 }
 
 /** Header values as strings (the last one when a name repeats). */

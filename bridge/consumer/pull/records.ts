@@ -45,7 +45,7 @@ export interface ConsumerRecordBody {
  * The inverse of the produce side's decoding: json parses the bytes (a value that is not JSON is
  * answered as its text, so one bad record cannot wedge the consumer), binary is base64, text is UTF-8.
  */
-function encodeField(format: EmbeddedFormat, bytes: Buffer | null): unknown {
+export function encodeField(format: EmbeddedFormat, bytes: Buffer | null): unknown {
   if (bytes === null) return null;
   switch (format) {
     case 'binary':
