@@ -3,10 +3,10 @@
  * for this test only.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createCa, issueCertificate } from '../scripts/lib/pki.js';
 import { startTestEgress } from './helpers/upstream-egress.js';
 import { TestUpstream } from './helpers/upstream.js';
 import { CleanupStack } from './helpers/wait.js';
@@ -17,63 +17,24 @@ interface Pki {
 }
 
 /** A CA, a server certificate for `orders.internal` (no IP SAN) and a client certificate `mesh-sidecar`. */
-function makePki(): Pki {
+async function makePki(): Promise<Pki> {
   const dir = mkdtempSync(join(tmpdir(), 'egress-tls-'));
-  const file = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-subj',
-    '/CN=egress-test-ca',
-    '-days',
-    '2',
-  );
+  await createCa(dir, 'ca', '/CN=egress-test-ca');
   // A second CA nobody trusts, for the negative case.
-  openssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'other.key',
-    '-out',
-    'other.crt',
-    '-subj',
-    '/CN=other-ca',
-    '-days',
-    '2',
-  );
-  for (const [name, cn, ext] of [
-    ['server', 'orders.internal', 'subjectAltName=DNS:orders.internal\nextendedKeyUsage=serverAuth\n'],
-    ['client', 'mesh-sidecar', 'extendedKeyUsage=clientAuth\n'],
-  ] as const) {
-    writeFileSync(file(`${name}.ext`), ext);
-    openssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '2',
-      '-extfile',
-      `${name}.ext`,
-    );
-  }
-  return { dir, file };
+  await createCa(dir, 'other', '/CN=other-ca');
+  await issueCertificate(dir, {
+    name: 'server',
+    subject: '/CN=orders.internal',
+    ca: 'ca',
+    extensions: 'subjectAltName=DNS:orders.internal\nextendedKeyUsage=serverAuth\n',
+  });
+  await issueCertificate(dir, {
+    name: 'client',
+    subject: '/CN=mesh-sidecar',
+    ca: 'ca',
+    extensions: 'extendedKeyUsage=clientAuth\n',
+  });
+  return { dir, file: (name: string) => join(dir, name) };
 }
 
 describe('egress TLS to upstreams', function () {
@@ -81,8 +42,8 @@ describe('egress TLS to upstreams', function () {
   const cleanup = new CleanupStack();
   let pki: Pki;
 
-  before(() => {
-    pki = makePki();
+  before(async () => {
+    pki = await makePki();
   });
   after(() => rmSync(pki.dir, { recursive: true, force: true }));
   afterEach(() => cleanup.run());
