@@ -21,36 +21,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from '../../scripts/lib/ports.js';
-import { cpuTimeMs, openLoop, percentile, waitUntilOk } from '../lib.js';
-
-/** The part of autocannon's API used here (it ships no types). */
-interface AutocannonResult {
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  requests: { average: number };
-  latency: { p50: number; p99: number };
-}
-/** autocannon's run: a promise of the result that is also an emitter of per-response events. */
-type AutocannonRun = Promise<AutocannonResult> & {
-  on(
-    event: 'response',
-    listener: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void,
-  ): void;
-};
-const autocannon = createRequire(import.meta.url)('autocannon') as (options: {
-  url: string;
-  connections: number;
-  duration: number;
-  overallRate?: number;
-  headers?: Record<string, string>;
-}) => AutocannonRun;
+import { waitUntilOk } from '../lib.js';
+import { measureInterleaved, peak, printTable, type Target } from '../proxy-bench.js';
 
 const { values } = parseArgs({
   options: {
@@ -71,43 +48,7 @@ const backendBin = join(repoRoot, 'dist/services/demo-backend/server.js');
 /** The egress service name; every request says `Host: backend`. */
 const SERVICE = 'backend';
 
-interface Measurement {
-  rps: number;
-  p50: number;
-  p99: number;
-  /** CPU time of the proxy process per request (µs); at the fixed rate only. */
-  cpuUs: number;
-}
-
-const ms = (value: number) => value.toFixed(2);
-
-/** Median of each figure separately. */
-function median(measurements: readonly Measurement[]): Measurement {
-  const of = (pick: (m: Measurement) => number) => {
-    const sorted = measurements.map(pick).sort((a, b) => a - b);
-    const middle = sorted.length >> 1;
-    return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-  };
-  return { rps: of((m) => m.rps), p50: of((m) => m.p50), p99: of((m) => m.p99), cpuUs: of((m) => m.cpuUs) };
-}
-
-/** Peak throughput: one closed-loop autocannon run. */
-async function peak(url: string): Promise<Measurement> {
-  const result = await autocannon({ url, connections, duration, headers: { host: SERVICE } });
-  const errors = result.errors + result.timeouts + result.non2xx;
-  if (errors > 0) console.warn(`  ${url}: ${errors} errors/timeouts/non-2xx`);
-  return { rps: result.requests.average, p50: Number.NaN, p99: Number.NaN, cpuUs: Number.NaN };
-}
-
-/** Latency at the fixed rate (open loop), and the CPU time `pid` spent per request meanwhile. */
-async function fixedRate(url: string, pid: number): Promise<Measurement> {
-  const before = cpuTimeMs(pid);
-  const result = await openLoop({ url, rate, durationS: duration, headers: { host: SERVICE } });
-  const cpuUs = ((cpuTimeMs(pid) - before) * 1000) / result.sent;
-  if (result.errors > 0) console.warn(`  ${url}: ${result.errors} errors/non-2xx at ${rate} req/s`);
-  const times = result.latenciesMs;
-  return { rps: result.sent / duration, p50: percentile(times, 50), p99: percentile(times, 99), cpuUs };
-}
+const bench = { duration, rate, connections, headers: { host: SERVICE } };
 
 function startBackend(): Promise<{ proc: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
@@ -243,7 +184,7 @@ try {
       profileDir,
     ]);
     sidecars.push(sidecar);
-    await peak(`${sidecar.url}/hello`);
+    await peak(bench, `${sidecar.url}/hello`);
     await sidecar.stop();
     const [file] = (await readdir(profileDir)).filter((name) => name.endsWith('.cpuprofile'));
     console.log(`\nsidecar egress, ${duration} s at peak load (JIT warm-up included): top self time\n`);
@@ -263,53 +204,14 @@ try {
     sidecars.push(split);
 
     // [name, url, pid of the process whose CPU time is counted]
-    const targets: [string, string, number][] = [
+    const targets: Target[] = [
       ['direct (demo backend)', `${backend.url}/hello`, backend.proc.pid!],
       ['haproxy 2.6 (1 thread, keep-alive upstream)', `${haproxy.url}/hello`, haproxy.proc.pid!],
       ['sidecar egress (default policies)', `${plain.url}/hello`, plain.proc.pid!],
       ['sidecar egress, 90/10 split', `${split.url}/hello`, split.proc.pid!],
     ];
-    for (const [, url] of targets) await peak(url); // warm-up (JIT, pools)
-    // Rounds interleave the targets, so a burst of other load on the machine hits all of them; each
-    // figure is the median over the rounds.
-    const rounds = new Map<string, { peak: Measurement[]; fixed: Measurement[] }>(
-      targets.map(([name]) => [name, { peak: [], fixed: [] }]),
-    );
-    for (let round = 1; round <= roundCount; round += 1) {
-      for (const [name, url, pid] of targets) {
-        rounds.get(name)!.peak.push(await peak(url));
-        rounds.get(name)!.fixed.push(await fixedRate(url, pid));
-        console.error(`round ${round}/${roundCount}: measured ${name}`);
-      }
-    }
-    const results = new Map(
-      [...rounds].map(([name, { peak, fixed }]) => [name, { peak: median(peak), fixed: median(fixed) }]),
-    );
-    const direct = results.get(targets[0][0])!;
-    const reference = results.get(targets[1][0])!;
-    const added = (m: Measurement) => ({ p50: m.p50 - direct.fixed.p50, p99: m.p99 - direct.fixed.p99 });
-    const referenceAdded = added(reference.fixed);
-    console.log(
-      `\n${duration}s per run, median of ${roundCount} interleaved rounds, peak with ${connections} connections, fixed rate ${rate} req/s\n`,
-    );
-    console.log(
-      '| target | peak req/s | peak vs haproxy | p50 @rate (ms) | p99 @rate (ms) | added p50 (ms) | added p99 (ms) | added p99 vs haproxy | CPU µs/req @rate |',
-    );
-    console.log('|---|---|---|---|---|---|---|---|---|');
-    for (const [name] of targets) {
-      const { peak, fixed } = results.get(name)!;
-      const a = added(fixed);
-      const isDirect = name === targets[0][0];
-      const vsReference =
-        referenceAdded.p99 > 0
-          ? (a.p99 / referenceAdded.p99).toFixed(2)
-          : `n/a (haproxy adds ${ms(referenceAdded.p99)})`;
-      console.log(
-        `| ${name} | ${Math.round(peak.rps)} | ${(peak.rps / reference.peak.rps).toFixed(2)} | ${ms(fixed.p50)} | ${ms(fixed.p99)} | ${
-          isDirect ? '–' : ms(a.p50)
-        } | ${isDirect ? '–' : ms(a.p99)} | ${isDirect ? '–' : vsReference} | ${Math.round(fixed.cpuUs)} |`,
-      );
-    }
+    const results = await measureInterleaved(bench, targets, roundCount);
+    printTable({ ...bench, roundCount, referenceLabel: 'haproxy' }, targets, results);
   }
 } finally {
   for (const sidecar of sidecars) await sidecar.stop().catch(() => undefined);

@@ -20,29 +20,13 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startSidecarProcess, type SidecarProcess } from '../../integration/helpers/sidecar-process.js';
-import { cpuTimeMs, openLoop, percentile } from '../lib.js';
-
-/** The part of autocannon's API used here (it ships no types). */
-interface AutocannonResult {
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  requests: { average: number };
-  latency: { p50: number; p99: number };
-}
-const autocannon = createRequire(import.meta.url)('autocannon') as (options: {
-  url: string;
-  connections: number;
-  duration: number;
-  overallRate?: number;
-}) => Promise<AutocannonResult>;
+import { measureInterleaved, printTable, type Target } from '../proxy-bench.js';
 
 const { values } = parseArgs({
   options: {
@@ -60,43 +44,7 @@ const rate = Number(values.rate);
 const connections = Number(values.connections);
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
-interface Measurement {
-  rps: number;
-  p50: number;
-  p99: number;
-  /** CPU time of the proxy process per request (µs); at the fixed rate only. */
-  cpuUs: number;
-}
-
-/** Peak throughput: one closed-loop autocannon run. */
-async function peak(url: string): Promise<Measurement> {
-  const result = await autocannon({ url, connections, duration });
-  const errors = result.errors + result.timeouts + result.non2xx;
-  if (errors > 0) console.warn(`  ${url}: ${errors} errors/timeouts/non-2xx`);
-  return { rps: result.requests.average, p50: Number.NaN, p99: Number.NaN, cpuUs: Number.NaN };
-}
-
-/** Latency at the fixed rate (open loop), and the CPU time `pid` (and its children) spent per request. */
-async function fixedRate(url: string, pid: number): Promise<Measurement> {
-  const before = cpuTimeMs(pid);
-  const result = await openLoop({ url, rate, durationS: duration });
-  const cpuUs = ((cpuTimeMs(pid) - before) * 1000) / result.sent;
-  if (result.errors > 0) console.warn(`  ${url}: ${result.errors} errors/non-2xx at ${rate} req/s`);
-  const times = result.latenciesMs;
-  return { rps: result.sent / duration, p50: percentile(times, 50), p99: percentile(times, 99), cpuUs };
-}
-
-/** Median of each figure separately. */
-function median(measurements: readonly Measurement[]): Measurement {
-  const of = (pick: (m: Measurement) => number) => {
-    const sorted = measurements.map(pick).sort((a, b) => a - b);
-    const middle = sorted.length >> 1;
-    return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-  };
-  return { rps: of((m) => m.rps), p50: of((m) => m.p50), p99: of((m) => m.p99), cpuUs: of((m) => m.cpuUs) };
-}
-
-const ms = (value: number) => value.toFixed(2);
+const bench = { duration, rate, connections };
 
 function startProcess(
   command: string,
@@ -231,7 +179,7 @@ try {
   });
 
   // [name, url, pid of the process whose CPU time is counted (nginx: the master and its worker)]
-  const targets: [string, string, number][] = [
+  const targets: Target[] = [
     ['direct (demo backend)', `${backendUrl}/hello`, backend.proc.pid!],
     ['nginx 1.22 (1 worker, keep-alive upstream)', `${nginx.url}/hello`, nginx.proc.pid!],
     ['sidecar ingress, forward only', `${plain.urls.ingress}/hello`, plain.proc.pid!],
@@ -252,43 +200,8 @@ try {
       targets.push([name, `${sidecar.urls.ingress}/hello`, sidecar.proc.pid!]);
     }
   }
-  for (const [, url] of targets) await peak(url); // warm-up (JIT, pools)
-  const rounds = new Map<string, { peak: Measurement[]; fixed: Measurement[] }>(
-    targets.map(([name]) => [name, { peak: [], fixed: [] }]),
-  );
-  for (let round = 1; round <= roundCount; round += 1) {
-    for (const [name, url, pid] of targets) {
-      rounds.get(name)!.peak.push(await peak(url));
-      rounds.get(name)!.fixed.push(await fixedRate(url, pid));
-      console.error(`round ${round}/${roundCount}: measured ${name}`);
-    }
-  }
-  const results = new Map(
-    [...rounds].map(([name, { peak, fixed }]) => [name, { peak: median(peak), fixed: median(fixed) }]),
-  );
-  const direct = results.get(targets[0][0])!;
-  const nginxResult = results.get(targets[1][0])!;
-  const added = (m: Measurement) => ({ p50: m.p50 - direct.fixed.p50, p99: m.p99 - direct.fixed.p99 });
-  const nginxAdded = added(nginxResult.fixed);
-  console.log(
-    `\n${duration}s per run, median of ${roundCount} interleaved rounds, peak with ${connections} connections, fixed rate ${rate} req/s\n`,
-  );
-  console.log(
-    '| target | peak req/s | peak vs nginx | p50 @rate (ms) | p99 @rate (ms) | added p50 (ms) | added p99 (ms) | added p99 vs nginx | CPU µs/req @rate |',
-  );
-  console.log('|---|---|---|---|---|---|---|---|---|');
-  for (const [name] of targets) {
-    const { peak, fixed } = results.get(name)!;
-    const a = added(fixed);
-    const isDirect = name === targets[0][0];
-    const vsNginx =
-      nginxAdded.p99 > 0 ? (a.p99 / nginxAdded.p99).toFixed(2) : `n/a (nginx adds ${ms(nginxAdded.p99)})`;
-    console.log(
-      `| ${name} | ${Math.round(peak.rps)} | ${(peak.rps / nginxResult.peak.rps).toFixed(2)} | ${ms(fixed.p50)} | ${ms(fixed.p99)} | ${
-        isDirect ? '–' : ms(a.p50)
-      } | ${isDirect ? '–' : ms(a.p99)} | ${isDirect ? '–' : vsNginx} | ${Math.round(fixed.cpuUs)} |`,
-    );
-  }
+  const results = await measureInterleaved(bench, targets, roundCount);
+  const added = printTable({ ...bench, roundCount, referenceLabel: 'nginx' }, targets, results);
   if (baselineRef !== undefined) {
     const now = results.get(nowName)!;
     const before = results.get(beforeName)!;
