@@ -1,7 +1,14 @@
 /** Small helpers shared by the benchmarks in bench/ (not used by tests). */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { freePort } from '../scripts/lib/ports.js';
+
+const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 
 /** Nearest-rank percentile of an ascending array; NaN when it is empty. */
 export function percentile(sorted: readonly number[], p: number): number {
@@ -200,4 +207,64 @@ export function cpuTimeMs(pid: number): number {
     // no children file: count the process alone
   }
   return of(pid) + children.reduce((sum, child) => sum + of(child), 0);
+}
+
+export interface BridgeSidecar {
+  readonly proc: ChildProcess;
+  readonly bridgeUrl: string;
+  /** SIGTERM, resolved once the process has exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A real sidecar process with only the bridge on (log level warn), ready when this resolves. Ports
+ * are chosen here: at level warn the sidecar does not log the addresses it bound. `bin` picks the
+ * compiled build or the sources through tsx; BENCH_SIDECAR_NODE_ARGS (e.g. "--cpu-prof
+ * --cpu-prof-dir=/tmp/prof") profiles it.
+ */
+export async function startBridgeSidecar(options: {
+  readonly workDir: string;
+  readonly bootstrap: string;
+  readonly bin: 'dist' | 'tsx';
+  readonly bridge?: Record<string, unknown>;
+}): Promise<BridgeSidecar> {
+  const adminPort = await freePort();
+  const bridgePort = await freePort();
+  const configFile = join(options.workDir, 'sidecar.yaml');
+  await writeFile(
+    configFile,
+    stringify({
+      admin: { host: '127.0.0.1', port: adminPort },
+      ingress: { enabled: false },
+      kafka: { bootstrap: [options.bootstrap] },
+      bridge: { enabled: true, port: bridgePort, ...options.bridge },
+      log: { level: 'warn' },
+      shutdown: { drainDelayMs: 0 },
+    }),
+  );
+  const entry =
+    options.bin === 'dist'
+      ? [join(repoRoot, 'dist/services/sidecar/bin.js')]
+      : ['--import', 'tsx', join(repoRoot, 'services/sidecar/bin.ts')];
+  const proc = spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_SIDECAR_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      ...entry,
+      '--config',
+      configFile,
+    ],
+    { cwd: repoRoot, env: { ...process.env }, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  await waitUntilOk(`http://127.0.0.1:${adminPort}/readyz`, 'sidecar', proc);
+  return {
+    proc,
+    bridgeUrl: `http://127.0.0.1:${bridgePort}`,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
 }

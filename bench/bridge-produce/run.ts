@@ -8,18 +8,14 @@
  *
  * Not part of `npm test`: numbers from a noisy 2-core machine are compared within one run only.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { Pool } from 'undici';
-import { stringify } from 'yaml';
 import { startLocalKafka } from '../../scripts/kafka/local-kafka.js';
-import { freePort } from '../../scripts/lib/ports.js';
-import { percentile, waitUntilOk } from '../lib.js';
+import { percentile, startBridgeSidecar, type BridgeSidecar } from '../lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -37,7 +33,6 @@ const CONCURRENCY = Number(args.concurrency);
 const RECORD_BYTES = Number(args['record-bytes']);
 const PARTITIONS = Number(args.partitions);
 const ROUNDS = Number(args.rounds);
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 interface Result {
   name: string;
@@ -80,7 +75,7 @@ async function main(): Promise<void> {
   const kafka = new Kafka({ clientId: 'bench', brokers: [broker.bootstrap], logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
-  let sidecar: ReturnType<typeof spawn> | undefined;
+  let sidecar: BridgeSidecar | undefined;
   try {
     await admin.createTopics({
       waitForLeaders: true,
@@ -95,37 +90,13 @@ async function main(): Promise<void> {
     };
 
     // Through the sidecar: a real sidecar process with the bridge on, REST over loopback.
-    // Ports chosen here: at log level warn the sidecar does not log the addresses it bound.
-    const adminPort = await freePort();
-    const bridgePort = await freePort();
-    const configFile = join(work, 'sidecar.yaml');
-    await writeFile(
-      configFile,
-      stringify({
-        admin: { host: '127.0.0.1', port: adminPort },
-        ingress: { enabled: false },
-        kafka: { bootstrap: [broker.bootstrap] },
-        bridge: { enabled: true, port: bridgePort, maxInFlightBytes: 512 * 1024 * 1024 },
-        log: { level: 'warn' },
-        shutdown: { drainDelayMs: 0 },
-      }),
-    );
-    sidecar = spawn(
-      process.execPath,
-      [
-        // e.g. BENCH_SIDECAR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the sidecar.
-        ...(process.env.BENCH_SIDECAR_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-        join(repoRoot, 'dist/services/sidecar/bin.js'),
-        '--config',
-        configFile,
-      ],
-      {
-        env: { ...process.env },
-        stdio: ['ignore', 'inherit', 'inherit'],
-      },
-    );
-    await waitUntilOk(`http://127.0.0.1:${adminPort}/readyz`, 'sidecar', sidecar);
-    const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
+    sidecar = await startBridgeSidecar({
+      workDir: work,
+      bootstrap: broker.bootstrap,
+      bin: 'dist',
+      bridge: { maxInFlightBytes: 512 * 1024 * 1024 },
+    });
+    const { bridgeUrl } = sidecar;
     const pool = new Pool(bridgeUrl, { connections: CONCURRENCY, pipelining: 1 });
     const produceOverRest = async (seq: number) => {
       const res = await pool.request({
@@ -185,11 +156,7 @@ async function main(): Promise<void> {
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
-    if (sidecar && sidecar.exitCode === null) {
-      const exited = new Promise((resolve) => sidecar!.once('exit', resolve));
-      sidecar.kill('SIGTERM');
-      await exited;
-    }
+    await sidecar?.stop();
     await admin.disconnect();
     await broker.stop();
     await rm(work, { recursive: true, force: true });

@@ -9,18 +9,14 @@
  * be measured in this run; kafkajs in-process is the ceiling the sidecar is compared with.
  * Not part of `npm test`.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { Pool } from 'undici';
-import { stringify } from 'yaml';
 import { startLocalKafka } from '../../scripts/kafka/local-kafka.js';
-import { freePort } from '../../scripts/lib/ports.js';
-import { waitUntilOk } from '../lib.js';
+import { startBridgeSidecar, type BridgeSidecar } from '../lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,7 +30,6 @@ const RECORDS = Number(args.records);
 const RECORD_BYTES = Number(args['record-bytes']);
 const PARTITIONS = Number(args.partitions);
 const ROUNDS = Number(args.rounds);
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const TOPIC = 'bench-pull';
 
 async function fill(kafka: Kafka): Promise<void> {
@@ -129,44 +124,13 @@ async function main(): Promise<void> {
   });
   const admin = kafka.admin();
   await admin.connect();
-  let sidecar: ReturnType<typeof spawn> | undefined;
+  let sidecar: BridgeSidecar | undefined;
   try {
     await admin.createTopics({ waitForLeaders: true, topics: [{ topic: TOPIC, numPartitions: PARTITIONS }] });
     await fill(kafka);
 
-    const adminPort = await freePort();
-    const bridgePort = await freePort();
-    const configFile = join(work, 'sidecar.yaml');
-    await writeFile(
-      configFile,
-      stringify({
-        admin: { host: '127.0.0.1', port: adminPort },
-        ingress: { enabled: false },
-        kafka: { bootstrap: [broker.bootstrap] },
-        bridge: { enabled: true, port: bridgePort },
-        log: { level: 'warn' },
-        shutdown: { drainDelayMs: 0 },
-      }),
-    );
-    sidecar = spawn(
-      process.execPath,
-      [
-        // e.g. BENCH_SIDECAR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the sidecar.
-        ...(process.env.BENCH_SIDECAR_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-        '--import',
-        'tsx',
-        join(repoRoot, 'services/sidecar/bin.ts'),
-        '--config',
-        configFile,
-      ],
-      {
-        cwd: repoRoot,
-        env: { ...process.env },
-        stdio: ['ignore', 'inherit', 'inherit'],
-      },
-    );
-    await waitUntilOk(`http://127.0.0.1:${adminPort}/readyz`, 'sidecar', sidecar);
-    const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
+    sidecar = await startBridgeSidecar({ workDir: work, bootstrap: broker.bootstrap, bin: 'tsx' });
+    const { bridgeUrl } = sidecar;
 
     const rows: { round: number; direct: number; sidecar: number }[] = [];
     for (let round = 0; round < ROUNDS; round += 1) {
@@ -187,7 +151,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    sidecar?.kill('SIGTERM');
+    await sidecar?.stop();
     await admin.disconnect();
     await broker.stop();
     await rm(work, { recursive: true, force: true });
