@@ -156,7 +156,9 @@ export function createBridgeApp(deps: BridgeApiDeps): express.Express {
     }
     const raw = req.body as Buffer;
     const body = parseJsonBody(raw);
-    const records = (body as { records?: unknown }).records;
+    // `null`, a number or an array is not a record list: the shape check below says so (422).
+    const records =
+      body !== null && typeof body === 'object' ? (body as { records?: unknown }).records : undefined;
     if (partition !== undefined && Array.isArray(records)) {
       const misplaced: FieldError[] = [];
       records.forEach((record: unknown, index) => {

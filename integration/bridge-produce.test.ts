@@ -246,6 +246,13 @@ describe('bridge produce API (real broker)', function () {
       '/records/1/colour',
     ]);
 
+    // JSON that is not an object (found by the fuzz test: `null` used to answer 500).
+    for (const path of [`/topics/${topic}`, `/topics/${topic}/partitions/0`]) {
+      const notAnObject = await call(path, { contentType: JSON_TYPE, body: null });
+      assert.equal(notAnObject.status, 422, path);
+      assert.equal(notAnObject.body.error_code, 42201, path);
+    }
+
     const badBase64 = await call(`/topics/${topic}`, {
       contentType: BINARY_TYPE,
       body: { records: [{ value: 'not base64!' }] },
