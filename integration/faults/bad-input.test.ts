@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { kafkaSuite, uniqueName } from '../helpers/kafka.js';
 import { startSidecarProcess } from '../helpers/sidecar-process.js';
+import { waitFor } from '../helpers/wait.js';
 import { rawExchange, rssOf, slowHeaders } from './raw-http.js';
 
 const petstore = fileURLToPath(new URL('../../examples/openapi/petstore.yaml', import.meta.url));
@@ -100,6 +101,16 @@ describe('bad input on every listener (sidecar process, real broker)', function 
     cleanup.defer(() => sidecar.cleanup());
     const { admin, ingress, egress, bridge } = sidecar.urls;
     assert.ok(admin && ingress && egress && bridge, JSON.stringify(sidecar.urls));
+
+    // "started" is not "ready": the bridge answers 503 until its producer is connected.
+    await waitFor(
+      async () => {
+        const res = await request(`${admin}/readyz`);
+        await res.body.dump();
+        return res.statusCode === 200;
+      },
+      { timeoutMs: 30_000, what: 'the sidecar to be ready' },
+    );
 
     // Accepted before the bad input: 20 records, all acknowledged.
     const accepted = await call(`${bridge}/topics/${topic}`, {
