@@ -4,12 +4,13 @@
  * (overall timeout, retry) once and through the attempt layers (endpoint pick, client span,
  * per-try timeout, metrics, transport) once per attempt.
  */
-import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { propagation, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { MeshError } from '../../services/runtime/errors.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
+import { CallSignal } from '../shared/signal.js';
+import { sendUpstream, type UpstreamBody } from '../shared/upstream.js';
 import type { CircuitBreaker } from './breaker.js';
 import type { Endpoint } from './endpoints.js';
 import type { TokenSource } from './oauth2.js';
@@ -52,8 +53,8 @@ export interface Call {
 export interface Answer {
   readonly statusCode: number;
   readonly headers: IncomingHttpHeaders;
-  /** The response body; whoever gets the answer must consume or destroy it. */
-  readonly body: Readable;
+  /** The response body; whoever gets the answer must pipe or discard it. */
+  readonly body: UpstreamBody;
   readonly endpoint: Endpoint;
 }
 
@@ -78,76 +79,6 @@ export function compose(...layers: Layer[]): (send: Send) => Send {
   return (send) => layers.reduceRight((next, layer) => layer(next), send);
 }
 
-const bodyDoneKey = Symbol('mesh.bodyDone');
-type TrackedBody = Readable & { [bodyDoneKey]?: (() => void)[] };
-
-/**
- * Runs `done` once the answer's body has ended, failed or been destroyed. Bodies are auto-destroying
- * streams (undici's, Readable.from), so `close` follows each of those; one listener per body serves
- * every layer (a listener per layer and event is a measurable cost at thousands of calls a second).
- */
-export function whenBodyDone(answer: Answer, done: () => void): void {
-  const body = answer.body as TrackedBody;
-  if (body.destroyed) {
-    done();
-    return;
-  }
-  let pending = body[bodyDoneKey];
-  if (pending === undefined) {
-    const callbacks: (() => void)[] = [];
-    pending = body[bodyDoneKey] = callbacks;
-    body.once('close', () => {
-      for (const callback of callbacks) callback();
-    });
-  }
-  pending.push(done);
-}
-
-/**
- * The abort signal of a call and of each attempt: `aborted`, `reason` and an `abort` event, which is
- * what the layers read and what undici accepts as a request's `signal` (an EventEmitter). Not an
- * AbortController: on Node 20 each one builds an EventTarget, and linking one to another
- * (`addEventListener`, or `AbortSignal.any`) costs more again; a call made three of them (app gone,
- * overall timeout, per-try timeout), a measurable share of an egress request's CPU.
- *
- * A child (`new CallSignal(parent)`) is aborted with its parent's reason when the parent is;
- * `unlink()` detaches it once it is no longer needed.
- */
-export class CallSignal extends EventEmitter {
-  aborted = false;
-  reason: unknown = undefined;
-  private parent: CallSignal | undefined;
-  private onParentAbort: (() => void) | undefined;
-
-  constructor(parent?: CallSignal) {
-    super();
-    if (parent === undefined) return;
-    if (parent.aborted) {
-      this.aborted = true;
-      this.reason = parent.reason;
-      return;
-    }
-    this.parent = parent;
-    this.onParentAbort = () => this.abort(parent.reason);
-    parent.on('abort', this.onParentAbort);
-  }
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.unlink();
-    this.emit('abort');
-  }
-
-  unlink(): void {
-    if (this.parent === undefined) return;
-    this.parent.removeListener('abort', this.onParentAbort!);
-    this.parent = undefined;
-    this.onParentAbort = undefined;
-  }
-}
-
 /** Waits `ms`, or rejects with the signal's reason when it aborts first. */
 function sleep(ms: number, signal: CallSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -165,11 +96,6 @@ function sleep(ms: number, signal: CallSignal): Promise<void> {
     }, ms);
     signal.once('abort', onAbort);
   });
-}
-
-function discard(body: Readable): void {
-  body.on('error', () => undefined);
-  body.destroy();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,7 +127,7 @@ export function circuitBreaker(breaker: CircuitBreaker, pendingRequests: () => n
       throw err;
     }
     breaker.record(admission, answer.statusCode >= 500 ? 'failure' : 'success');
-    whenBodyDone(answer, () => breaker.release());
+    answer.body.whenDone(() => breaker.release());
     return answer;
   };
 }
@@ -223,7 +149,7 @@ export function overallTimeout(timeoutMs: number): Layer {
     };
     try {
       const answer = await next({ ...call, signal });
-      whenBodyDone(answer, done);
+      answer.body.whenDone(done);
       return answer;
     } catch (err) {
       done();
@@ -246,7 +172,7 @@ export function oauth2Token(tokens: TokenSource): Layer {
     const answer = await next(withToken(token));
     const resendable = call.body === null || Buffer.isBuffer(call.body);
     if (answer.statusCode !== 401 || !resendable) return answer;
-    discard(answer.body);
+    answer.body.discard();
     tokens.invalidate(token);
     return next(withToken(await tokens.get()));
   };
@@ -298,7 +224,7 @@ export function retry(options: RetryLayerOptions): Layer {
         exhausted(call.service).inc();
       } else if (wanted) {
         retries(call.service).inc();
-        if (answer) discard(answer.body);
+        if (answer) answer.body.discard();
         wait = backoffMs(attempt, policy, random);
         if (wait > 0) await sleep(wait, call.signal);
         continue;
@@ -362,7 +288,7 @@ export function clientSpan(tracer: Tracer): Layer {
       if (span.isRecording()) {
         span.setAttribute('http.response.status_code', answer.statusCode);
         if (answer.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-        whenBodyDone(answer, () => span.end());
+        answer.body.whenDone(() => span.end());
       }
       return answer;
     } catch (err) {
@@ -392,7 +318,7 @@ export function perTryTimeout(timeoutMs: number | undefined): Layer {
       const answer = await next({ ...call, signal });
       clearTimeout(timer);
       // The body still streams under this signal: it follows the call's until the body is done.
-      whenBodyDone(answer, () => signal.unlink());
+      answer.body.whenDone(() => signal.unlink());
       return answer;
     } catch (err) {
       clearTimeout(timer);
@@ -434,7 +360,7 @@ export function attemptMetrics(metrics: MeshMetrics): Layer {
     try {
       const answer = await next(call);
       counter(`${Math.floor(answer.statusCode / 100)}xx ${call.service}`).inc();
-      whenBodyDone(answer, () => (endpoint.active -= 1));
+      answer.body.whenDone(() => (endpoint.active -= 1));
       return answer;
     } catch (err) {
       endpoint.active -= 1;
@@ -461,19 +387,12 @@ function labelCache<T>(make: (key: string) => T): (key: string) => T {
 export const transport: Send = async (call) => {
   const endpoint = call.endpoint!;
   try {
-    const response = await endpoint.pool.request({
-      path: call.path,
-      method: call.method,
-      headers: call.headers,
-      body: call.body,
-      signal: call.signal,
-    });
-    return {
-      statusCode: response.statusCode,
-      headers: response.headers,
-      body: response.body,
-      endpoint,
-    };
+    const response = await sendUpstream(
+      endpoint.pool,
+      { path: call.path, method: call.method, headers: call.headers, body: call.body },
+      call.signal,
+    );
+    return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
   } catch (err) {
     if (call.signal.aborted) throw call.signal.reason instanceof Error ? call.signal.reason : err;
     const kind = classifyError(err);

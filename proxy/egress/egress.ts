@@ -5,17 +5,32 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Tracer,
+} from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Component, ComponentStatus, Readiness } from '../../services/runtime/component.js';
 import type { Config } from '../../services/runtime/config.js';
 import { MeshError } from '../../services/runtime/errors.js';
-import { annotateResponse, ensureRequestId, HttpListener, sendProblem } from '../../services/runtime/http.js';
+import {
+  annotateResponse,
+  ensureRequestId,
+  HttpListener,
+  sendProblem,
+  traceIdOf,
+} from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
-import { pump } from '../shared/relay.js';
 import type { Resolve } from './discovery.js';
-import { AttemptFailure, CallSignal } from './dispatch.js';
+import { CallSignal } from '../shared/signal.js';
+import type { UpstreamBody } from '../shared/upstream.js';
+import { AttemptFailure } from './dispatch.js';
 import {
   servicePolicyFromConfig,
   zeroConfigPolicy,
@@ -34,7 +49,8 @@ export interface EgressOptions {
   readonly upstreamUrl?: string | undefined;
   readonly metrics: MeshMetrics;
   readonly logger: Logger;
-  readonly tracer: Tracer;
+  /** Absent when tracing is off: no spans, and trace headers reach the upstream unchanged. */
+  readonly tracer: Tracer | undefined;
   /** Randomness of jitter and least_request; tests pin it. */
   readonly random?: (() => number) | undefined;
   /** Clock of breakers and outlier detection; tests move it. */
@@ -173,22 +189,23 @@ export class EgressComponent implements Component {
     const method = req.method ?? 'GET';
     const target = this.router.route(req.headers.host, req.url ?? '/', req.headers, method);
 
-    const parent = propagation.extract(context.active(), req.headers);
-    const span = tracer.startSpan(`${method} egress`, { kind: SpanKind.SERVER }, parent);
-    const recording = span.isRecording();
+    // Tracing off: no span, and the app's trace headers travel on in the copied headers.
+    const parent = tracer === undefined ? ROOT_CONTEXT : propagation.extract(context.active(), req.headers);
+    const span = tracer?.startSpan(`${method} egress`, { kind: SpanKind.SERVER }, parent);
+    const recording = span?.isRecording() === true;
     if (recording) {
       span.setAttributes({ 'http.request.method': method, 'url.path': req.url ?? '/' });
       if (target.service !== undefined) span.setAttribute('mesh.service', target.service);
     }
     annotateResponse(res, {
       route: target.service === undefined ? 'unknown' : target.route,
-      traceId: span.spanContext().traceId,
+      traceId: span === undefined ? traceIdOf(req.headers.traceparent) : span.spanContext().traceId,
     });
     // The request's one `close` listener: ends the span and, when the app went away before the
     // response ended, aborts the call (its signal stays linked while the body streams) and drops
     // the upstream body.
     const gone = new CallSignal();
-    let upstreamBody: Readable | undefined;
+    let upstreamBody: UpstreamBody | undefined;
     res.once('close', () => {
       const finished = res.writableFinished;
       if (recording) {
@@ -198,7 +215,7 @@ export class EgressComponent implements Component {
       }
       if (finished) return;
       gone.abort(new ClientGone('the app closed the connection'));
-      if (upstreamBody !== undefined && !upstreamBody.destroyed) upstreamBody.destroy();
+      upstreamBody?.discard();
     });
 
     if (target.service === undefined) {
@@ -241,7 +258,7 @@ export class EgressComponent implements Component {
         headers,
         body,
         signal: gone,
-        context: trace.setSpan(parent, span),
+        context: span === undefined ? parent : trace.setSpan(parent, span),
         hashKey: Array.isArray(hashValue) ? hashValue.join(',') : hashValue,
         attempt: 1,
         backoffMs: 0,
@@ -249,9 +266,9 @@ export class EgressComponent implements Component {
       });
       res.writeHead(answer.statusCode, withoutHopByHop(answer.headers));
       upstreamBody = answer.body;
-      if (res.destroyed) answer.body.destroy();
-      // A response closed early destroys the body: the `close` listener above does it.
-      else pump(answer.body, res);
+      // A response closed early discards the body: the `close` listener above does it.
+      if (res.destroyed) answer.body.discard();
+      else answer.body.pipeTo(res);
     } catch (err) {
       if (gone.aborted) return;
       if (res.headersSent) {

@@ -21,8 +21,7 @@ export function oauth2ScopeToken(tokens: TokenSource, scopeHeader: string): Laye
     const answer = await next(withToken(token));
     const resendable = call.body === null || Buffer.isBuffer(call.body);
     if (answer.statusCode !== 401 || !resendable) return answer;
-    answer.body.resume();
-    answer.body.destroy();
+    answer.body.discard();
     tokens.invalidate(token);
     return next(withToken(await tokens.get()));
   };

@@ -36,7 +36,8 @@ import { SplitPicker, type EndpointGroup } from './split.js';
 export interface UpstreamServiceOptions {
   readonly policy: ServicePolicy;
   readonly metrics: MeshMetrics;
-  readonly tracer: Tracer;
+  /** Absent when tracing is off: no CLIENT span per attempt. */
+  readonly tracer: Tracer | undefined;
   /** Randomness of backoff jitter and least_request (tests pin it). */
   readonly random?: (() => number) | undefined;
   /** Clock of the breaker and outlier detection (tests move it). */
@@ -173,7 +174,7 @@ export class UpstreamService {
         : passThrough,
       retry({ policy: policy.retry, budget, metrics, random }),
       pickEndpoint(new SplitPicker(this.groups, random)),
-      clientSpan(tracer),
+      tracer ? clientSpan(tracer) : passThrough,
       perTryTimeout(policy.retry.perTryTimeoutMs),
       policy.outlier ? outlierDetection(recordOutlier) : passThrough,
       attemptMetrics(metrics),

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { JWTPayload } from 'jose';
+import type { CallSignal } from '../shared/signal.js';
 import type { CompiledOperation } from './openapi/compile.js';
 
 /** What the ingress pipeline knows about one request; each step reads and adds to it. */
@@ -8,6 +9,8 @@ export interface IngressContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly requestId: string;
+  /** Aborted when the client goes away before its response has ended. */
+  readonly gone: CallSignal;
   readonly method: string;
   /** Raw path (percent-encoded, no query string). */
   readonly path: string;

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { propagation, type Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
@@ -6,7 +5,7 @@ import { errors as undiciErrors, type Pool } from 'undici';
 import { MeshError } from '../../services/runtime/errors.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
-import { relay } from '../shared/relay.js';
+import { sendUpstream, type UpstreamResponse } from '../shared/upstream.js';
 import type { IngressContext } from './context.js';
 import { isJsonMediaType, responseValidator, toFieldErrors } from './openapi/compile.js';
 
@@ -30,7 +29,8 @@ export interface ForwardDeps {
 export async function forward(
   ctx: IngressContext,
   deps: ForwardDeps,
-  traceContext: Context,
+  /** Undefined when tracing is off: the caller's trace headers are forwarded as they came. */
+  traceContext: Context | undefined,
   validateResponse: boolean,
 ): Promise<void> {
   const { req, res } = ctx;
@@ -42,72 +42,25 @@ export async function forward(
   });
   headers['x-request-id'] = ctx.requestId;
   if (Buffer.isBuffer(ctx.body)) headers['content-length'] = String(ctx.body.length);
-  propagation.inject(traceContext, headers);
+  if (traceContext !== undefined) propagation.inject(traceContext, headers);
 
   // The pool's headersTimeout/bodyTimeout (= ingress.timeoutMs) bound the app's answer, so no timer
-  // per request; a client that goes away cancels the upstream request through an EventEmitter
-  // signal, which undici accepts and which costs far less than an AbortController per request.
-  const cancel = new EventEmitter();
-  res.once('close', () => {
-    if (!res.writableFinished) cancel.emit('abort');
-  });
+  // per request. A client that goes away aborts the upstream request through `ctx.gone`.
+  let upstream: UpstreamResponse;
   try {
-    const upstream = await deps.pool.request({
-      path: req.url ?? '/',
-      method: ctx.method,
-      headers: headers as Record<string, string>,
-      body: ctx.body,
-      signal: cancel,
-    });
-    res.writeHead(upstream.statusCode, withoutHopByHop(upstream.headers));
-    const contentType = upstream.headers['content-type'];
-    const validator =
-      validateResponse &&
-      ctx.operation &&
-      typeof contentType === 'string' &&
-      isJsonMediaType(contentType.split(';')[0].trim().toLowerCase())
-        ? responseValidator(ctx.operation, upstream.statusCode)
-        : undefined;
-    let chunks: Buffer[] | undefined = validator ? [] : undefined;
-    let size = 0;
-    if (chunks) {
-      upstream.body.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_VALIDATED_RESPONSE_BYTES) chunks = undefined;
-        else chunks?.push(chunk);
-      });
-    }
-    await relay(upstream.body, res);
-    if (validator && chunks) {
-      let body: unknown;
-      let problems;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-        problems = validator(body)
-          ? []
-          : toFieldErrors(
-              (validator.errors ?? []).map((e) => ({ ...e, instancePath: `/body${e.instancePath}` })),
-            );
-      } catch (err) {
-        problems = [{ in: 'body', path: '', message: `invalid JSON: ${(err as Error).message}` }];
-      }
-      if (problems.length > 0) {
-        deps.metrics.ingressResponseValidationFailures.inc({
-          route: ctx.route,
-          method: ctx.method,
-          status: String(upstream.statusCode),
-        });
-        deps.logger.warn(
-          { requestId: ctx.requestId, route: ctx.route, status: upstream.statusCode, errors: problems },
-          'app response does not match the OpenAPI document',
-        );
-      }
-    }
+    upstream = await sendUpstream(
+      deps.pool,
+      {
+        path: req.url ?? '/',
+        method: ctx.method,
+        headers: headers as Record<string, string>,
+        body: ctx.body,
+      },
+      ctx.gone,
+    );
   } catch (err) {
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
+    // The client went away: nobody to answer.
+    if (ctx.gone.aborted) return;
     if (err instanceof undiciErrors.HeadersTimeoutError) {
       throw new MeshError('MESH_TIMEOUT', `app did not answer within ${deps.timeoutMs} ms`, {
         headers: { 'x-mesh-error': 'timeout' },
@@ -122,4 +75,58 @@ export async function forward(
       headers: { 'x-mesh-error': 'upstream-reset' },
     });
   }
+  res.writeHead(upstream.statusCode, withoutHopByHop(upstream.headers));
+  const contentType = upstream.headers['content-type'];
+  const validator =
+    validateResponse &&
+    ctx.operation &&
+    typeof contentType === 'string' &&
+    isJsonMediaType(contentType.split(';')[0].trim().toLowerCase())
+      ? responseValidator(ctx.operation, upstream.statusCode)
+      : undefined;
+  if (validator === undefined) {
+    upstream.body.pipeTo(res);
+    return;
+  }
+  let chunks: Buffer[] | undefined = [];
+  let size = 0;
+  upstream.body.pipeTo(res, (chunk) => {
+    size += chunk.length;
+    if (size > MAX_VALIDATED_RESPONSE_BYTES) chunks = undefined;
+    else chunks?.push(chunk);
+  });
+  res.once('finish', () => {
+    if (chunks !== undefined) checkResponse(ctx, deps, upstream.statusCode, validator, Buffer.concat(chunks));
+  });
+}
+
+/** Logs and counts a response that does not match its operation in the document. */
+function checkResponse(
+  ctx: IngressContext,
+  deps: ForwardDeps,
+  status: number,
+  validator: NonNullable<ReturnType<typeof responseValidator>>,
+  raw: Buffer,
+): void {
+  let problems;
+  try {
+    const body = JSON.parse(raw.toString('utf8')) as unknown;
+    problems = validator(body)
+      ? []
+      : toFieldErrors(
+          (validator.errors ?? []).map((e) => ({ ...e, instancePath: `/body${e.instancePath}` })),
+        );
+  } catch (err) {
+    problems = [{ in: 'body', path: '', message: `invalid JSON: ${(err as Error).message}` }];
+  }
+  if (problems.length === 0) return;
+  deps.metrics.ingressResponseValidationFailures.inc({
+    route: ctx.route,
+    method: ctx.method,
+    status: String(status),
+  });
+  deps.logger.warn(
+    { requestId: ctx.requestId, route: ctx.route, status, errors: problems },
+    'app response does not match the OpenAPI document',
+  );
 }

@@ -1,6 +1,15 @@
 import { connect } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import type { Component, ComponentStatus, Readiness } from '../../services/runtime/component.js';
@@ -12,6 +21,7 @@ import {
   annotateResponse,
   HttpListener,
   sendProblem,
+  traceIdOf,
   type ListenerTls,
 } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
@@ -30,7 +40,8 @@ export interface IngressOptions {
   readonly timeoutMs: number;
   readonly metrics: MeshMetrics;
   readonly logger: Logger;
-  readonly tracer: Tracer;
+  /** Absent when tracing is off: no spans, and trace headers reach the app unchanged. */
+  readonly tracer: Tracer | undefined;
   /** How often the app's port is probed for readiness. */
   readonly appProbeIntervalMs?: number;
   /**
@@ -242,10 +253,20 @@ export class IngressComponent implements Component {
     const ctx = startContext(req, res);
     // One snapshot per request: a reload in the middle of it does not mix old and new rules.
     const rules = this.rules;
+    const tracer = this.options.tracer;
+    if (tracer === undefined) {
+      annotateResponse(res, { route: ctx.route, traceId: traceIdOf(req.headers.traceparent) });
+      try {
+        await this.pipeline(ctx, rules, undefined, undefined);
+      } catch (err) {
+        this.reject(ctx, err);
+      }
+      return;
+    }
     const parent = propagation.extract(context.active(), req.headers);
-    const span = this.options.tracer.startSpan(`${ctx.method} ingress`, { kind: SpanKind.SERVER }, parent);
+    const span = tracer.startSpan(`${ctx.method} ingress`, { kind: SpanKind.SERVER }, parent);
     annotateResponse(res, { route: ctx.route, traceId: span.spanContext().traceId });
-    // Attributes and the end of the span only when it records: without an exporter the tracer is a no-op.
+    // Attributes and the end of the span only when it records (a sampler may say no).
     const recording = span.isRecording();
     if (recording) {
       span.setAttributes({ 'http.request.method': ctx.method, 'url.path': ctx.path });
@@ -257,27 +278,37 @@ export class IngressComponent implements Component {
     }
 
     try {
-      if (this.listener.isDraining) {
-        throw new MeshError('MESH_DRAINING', 'sidecar is shutting down', { headers: { 'retry-after': '1' } });
-      }
-      // ingress.routes policies (IP, CORS, faults, headers, mirror); undefined when none are configured.
-      if (rules.pre !== undefined && (await rules.pre(ctx))) return;
-      matchRoute(ctx, rules.api);
-      if (rules.api) {
-        annotateResponse(res, { route: ctx.route });
-        if (recording) {
-          span.updateName(`${ctx.method} ${ctx.route}`);
-          span.setAttribute('http.route', ctx.route);
-        }
-      }
-      rules.limiter?.check(ctx, 'before-auth');
-      if (rules.auth) await rules.auth.authenticate(ctx);
-      rules.limiter?.check(ctx, 'after-auth');
-      await validateRequest(ctx, rules);
-      await forward(ctx, this.forwardDeps, trace.setSpan(parent, span), rules.validateResponses);
+      await this.pipeline(ctx, rules, trace.setSpan(parent, span), recording ? span : undefined);
     } catch (err) {
       this.reject(ctx, err);
     }
+  }
+
+  /** The steps after the span: each may refuse the request by throwing a MeshError. */
+  private async pipeline(
+    ctx: IngressContext,
+    rules: IngressRules,
+    traceContext: Context | undefined,
+    recordingSpan: Span | undefined,
+  ): Promise<void> {
+    if (this.listener.isDraining) {
+      throw new MeshError('MESH_DRAINING', 'sidecar is shutting down', { headers: { 'retry-after': '1' } });
+    }
+    // ingress.routes policies (IP, CORS, faults, headers, mirror); undefined when none are configured.
+    if (rules.pre !== undefined && (await rules.pre(ctx))) return;
+    matchRoute(ctx, rules.api);
+    if (rules.api) {
+      annotateResponse(ctx.res, { route: ctx.route });
+      if (recordingSpan !== undefined) {
+        recordingSpan.updateName(`${ctx.method} ${ctx.route}`);
+        recordingSpan.setAttribute('http.route', ctx.route);
+      }
+    }
+    rules.limiter?.check(ctx, 'before-auth');
+    if (rules.auth) await rules.auth.authenticate(ctx);
+    rules.limiter?.check(ctx, 'after-auth');
+    await validateRequest(ctx, rules);
+    await forward(ctx, this.forwardDeps, traceContext, rules.validateResponses);
   }
 
   private reject(ctx: IngressContext, err: unknown): void {

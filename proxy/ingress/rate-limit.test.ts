@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../../services/runtime/errors.js';
+import { CallSignal } from '../shared/signal.js';
 import type { IngressContext } from './context.js';
 import { RateLimiter } from './rate-limit.js';
 
@@ -15,6 +16,7 @@ function fakeContext(
     } as unknown as IncomingMessage,
     res: { setHeader: (name: string, value: string) => (set[name] = value) } as unknown as ServerResponse,
     requestId: 'r',
+    gone: new CallSignal(),
     method: 'GET',
     path: '/x',
     query: '',

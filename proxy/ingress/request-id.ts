@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ensureRequestId } from '../../services/runtime/http.js';
+import { CallSignal } from '../shared/signal.js';
 import type { IngressContext } from './context.js';
 
 /** Step 1: keep the caller's `x-request-id` or make one, echo it, and open the request's context. */
@@ -7,10 +8,16 @@ export function startContext(req: IncomingMessage, res: ServerResponse): Ingress
   const requestId = ensureRequestId(req, res);
   const url = req.url ?? '/';
   const q = url.indexOf('?');
+  const gone = new CallSignal();
+  res.once('close', () => {
+    if (!res.writableFinished)
+      gone.abort(new Error('the client closed the connection before the response ended'));
+  });
   return {
     req,
     res,
     requestId,
+    gone,
     method: req.method ?? 'GET',
     path: q < 0 ? url : url.slice(0, q),
     query: q < 0 ? '' : url.slice(q + 1),

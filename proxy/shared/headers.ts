@@ -44,6 +44,31 @@ function forwardedValue(value: string): string {
   return /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(value) ? value : `"${value.replace(/"/g, '\\"')}"`;
 }
 
+/**
+ * The last `Forwarded` element built: one sidecar sees the same few clients and hosts, so this
+ * usually saves the regex tests and the string building of every request.
+ */
+let lastElement: { client: string | undefined; host: string | undefined; protocol: string; value: string } = {
+  client: undefined,
+  host: undefined,
+  protocol: '',
+  value: '',
+};
+
+function forwardedElement(client: string | undefined, host: string | undefined, protocol: string): string {
+  const last = lastElement;
+  if (last.client === client && last.host === host && last.protocol === protocol) return last.value;
+  const value = [
+    client ? `for=${forwardedValue(client.includes(':') ? `[${client}]` : client)}` : undefined,
+    host ? `host=${forwardedValue(host)}` : undefined,
+    `proto=${protocol}`,
+  ]
+    .filter(Boolean)
+    .join(';');
+  lastElement = { client, host, protocol, value };
+  return value;
+}
+
 export interface ForwardingFacts {
   readonly clientAddress: string | undefined;
   readonly protocol: 'http' | 'https';
@@ -61,13 +86,7 @@ export function addForwardingHeaders(headers: OutgoingHttpHeaders, facts: Forwar
   }
   headers['x-forwarded-proto'] = facts.protocol;
   if (facts.host) headers['x-forwarded-host'] = facts.host;
-  const element = [
-    client ? `for=${forwardedValue(client.includes(':') ? `[${client}]` : client)}` : undefined,
-    facts.host ? `host=${forwardedValue(facts.host)}` : undefined,
-    `proto=${facts.protocol}`,
-  ]
-    .filter(Boolean)
-    .join(';');
+  const element = forwardedElement(client, facts.host, facts.protocol);
   const previousForwarded = headers.forwarded;
   headers.forwarded = previousForwarded ? `${String(previousForwarded)}, ${element}` : element;
 }

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ListenerStatus } from './component.js';
 import type { MeshError } from './errors.js';
 import { PROBLEM_CONTENT_TYPE, toMeshError } from './errors.js';
+import type { CounterSeries, HistogramSeries } from './hot-metrics.js';
 import type { MeshMetrics } from './metrics.js';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -29,6 +30,11 @@ export interface HttpListenerOptions {
   readonly logger: Logger;
   /** Access lines are written at `info` unless this says otherwise (admin probes log at `debug`). */
   readonly accessLogLevel?: 'info' | 'debug';
+}
+
+interface RequestSeries {
+  readonly requests: CounterSeries;
+  readonly duration: HistogramSeries;
 }
 
 /** What a handler tells the listener about a request, for metrics and the access log. */
@@ -83,6 +89,18 @@ function decodeURIComponentSafe(text: string): string {
 /** How long a client may take to send a request's headers (slowloris protection). */
 export const HEADERS_TIMEOUT_MS = 10_000;
 
+/**
+ * The trace id of a W3C `traceparent` header (`00-<trace id>-<span id>-<flags>`), for the access
+ * log when tracing is off; undefined when the header is absent or malformed.
+ */
+export function traceIdOf(traceparent: string | string[] | undefined): string | undefined {
+  if (typeof traceparent !== 'string' || traceparent.length < 55 || traceparent[2] !== '-') return undefined;
+  const traceId = traceparent.slice(3, 35);
+  return /^[0-9a-f]{32}$/.test(traceId) && traceId !== '00000000000000000000000000000000'
+    ? traceId
+    : undefined;
+}
+
 /** Keeps the caller's `x-request-id` or makes one, and echoes it on the response. */
 export function ensureRequestId(req: IncomingMessage, res: ServerResponse): string {
   const given = req.headers[REQUEST_ID_HEADER];
@@ -122,10 +140,7 @@ export class HttpListener {
   private drainPromise: Promise<void> | undefined;
   private idleWaiters: (() => void)[] = [];
   private boundAddress: AddressInfo | undefined;
-  private readonly series = new Map<
-    string,
-    { requests: { inc(): void }; duration: { observe(value: number): void } }
-  >();
+  private readonly series = new Map<string, Map<string, Map<number, RequestSeries>>>();
 
   constructor(options: HttpListenerOptions) {
     this.name = options.name;
@@ -226,7 +241,7 @@ export class HttpListener {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     // Captured now: the socket is detached from the request by the time 'close' fires.
     const remote = req.socket.remoteAddress;
     this.inFlight += 1;
@@ -257,10 +272,10 @@ export class HttpListener {
   private observe(
     req: IncomingMessage,
     res: ServerResponse,
-    started: bigint,
+    started: number,
     remote: string | undefined,
   ): void {
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const seconds = (performance.now() - started) / 1e3;
     const notes = (res as Annotated)[notesKey] ?? {};
     const status = res.writableFinished ? res.statusCode : 0;
     const method = req.method ?? 'UNKNOWN';
@@ -289,19 +304,24 @@ export class HttpListener {
   }
 
   /**
-   * The counter and histogram children of one (method, route, status), looked up once: prom-client
-   * otherwise hashes the four labels on every observation. Bounded, since routes are templates.
+   * The counter and histogram series of one (method, route, status), looked up once. Bounded, since
+   * routes are templates. Nested maps, not one map keyed by a joined string: method and route are
+   * the same string objects request after request, so their hashes are cached and nothing is built.
    */
-  private seriesFor(method: string, route: string, status: number) {
-    const key = `${method} ${route} ${status}`;
-    let series = this.series.get(key);
-    if (!series) {
+  private seriesFor(method: string, route: string, status: number): RequestSeries {
+    let byRoute = this.series.get(method);
+    if (byRoute === undefined)
+      this.series.set(method, (byRoute = new Map<string, Map<number, RequestSeries>>()));
+    let byStatus = byRoute.get(route);
+    if (byStatus === undefined) byRoute.set(route, (byStatus = new Map<number, RequestSeries>()));
+    let series = byStatus.get(status);
+    if (series === undefined) {
       const labels = { listener: this.name, method, route, status: String(status) };
       series = {
-        requests: this.options.metrics.httpServerRequests.labels(labels),
-        duration: this.options.metrics.httpServerDuration.labels(labels),
+        requests: this.options.metrics.httpServerRequests.series(labels),
+        duration: this.options.metrics.httpServerDuration.series(labels),
       };
-      this.series.set(key, series);
+      byStatus.set(status, series);
     }
     return series;
   }

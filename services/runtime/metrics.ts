@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot-metrics.js';
 
 /**
  * The metrics every part of the sidecar shares. The registry is created by the caller (one per
@@ -6,8 +7,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
  */
 export interface MeshMetrics {
   readonly registry: Registry;
-  readonly httpServerRequests: Counter<'listener' | 'method' | 'route' | 'status'>;
-  readonly httpServerDuration: Histogram<'listener' | 'method' | 'route' | 'status'>;
+  /** Counted once per request on every listener: plain-number series (see hot-metrics.ts). */
+  readonly httpServerRequests: HotCounter<'listener' | 'method' | 'route' | 'status'>;
+  readonly httpServerDuration: HotHistogram<'listener' | 'method' | 'route' | 'status'>;
   readonly configReloads: Counter<'result'>;
   /** 1 when every readiness check passes (what `/readyz` says), else 0; set on each scrape. */
   readonly ready: Gauge;
@@ -49,13 +51,13 @@ export function createMetrics(registry: Registry = new Registry()): MeshMetrics 
   const serverLabels = ['listener', 'method', 'route', 'status'] as const;
   return {
     registry,
-    httpServerRequests: new Counter({
+    httpServerRequests: new HotCounter({
       name: 'mesh_http_server_requests_total',
       help: 'Requests answered by the sidecar, by listener, method, route and status.',
       labelNames: serverLabels,
       registers: [registry],
     }),
-    httpServerDuration: new Histogram({
+    httpServerDuration: new HotHistogram({
       name: 'mesh_http_server_request_duration_seconds',
       help: 'Time from request start to the end of the response, by listener, method, route and status.',
       labelNames: serverLabels,

@@ -19,6 +19,11 @@ export interface TelemetryOptions {
 
 export interface Telemetry {
   readonly tracer: Tracer;
+  /**
+   * False when no span goes anywhere (no exporter, or the SDK disabled): the tracer is then a
+   * no-op, and the proxy skips spans altogether, passing trace headers through unchanged.
+   */
+  readonly tracing: boolean;
   /** Present when `inMemory` was asked for. */
   readonly memoryExporter: InMemorySpanExporter | undefined;
   /** Pushes finished spans to the exporters; await it before asserting on spans. */
@@ -55,6 +60,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   let shutdownPromise: Promise<void> | undefined;
   return {
     tracer: trace.getTracer('mesh-sidecar'),
+    tracing: sdk !== undefined && processors.length > 0,
     memoryExporter,
     async forceFlush() {
       await Promise.all(processors.map((p) => p.forceFlush()));

@@ -90,7 +90,7 @@ export class Sidecar {
           baseDir: options.configFile ? dirname(resolve(options.configFile)) : process.cwd(),
           metrics,
           logger,
-          tracer: telemetry.tracer,
+          tracer: telemetry.tracing ? telemetry.tracer : undefined,
         }),
       );
       const ingress = this.components.at(-1) as IngressComponent;
@@ -105,7 +105,7 @@ export class Sidecar {
           upstreamUrl,
           metrics,
           logger,
-          tracer: telemetry.tracer,
+          tracer: telemetry.tracing ? telemetry.tracer : undefined,
         }),
       );
     }
