@@ -590,6 +590,25 @@ describe('egress router', function () {
       const second = clients.find((c) => c.attributes['http.response.status_code'] === 200)!;
       assert.equal(answered.split('-')[2], second.spanContext().spanId);
     });
+
+    it('with tracing off passes the trace headers to the upstream unchanged and makes no span', async () => {
+      const [orders] = await upstreams(1);
+      const egress = await startTestEgress(
+        cleanup,
+        { services: { orders: { endpoints: [orders.url] } } },
+        { tracing: false },
+      );
+      const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      const res = await egress.call('orders', '/t', {
+        headers: { traceparent, tracestate: 'vendor=1', baggage: 'user=alice' },
+      });
+      assert.equal(res.status, 200);
+      const received = orders.requests[0].headers;
+      assert.equal(received.traceparent, traceparent);
+      assert.equal(received.tracestate, 'vendor=1');
+      assert.equal(received.baggage, 'user=alice');
+      assert.deepEqual(await egress.spans(), []);
+    });
   });
 
   it('keeps the upstream set healthy enough to answer after an endpoint came back', async () => {

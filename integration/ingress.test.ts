@@ -81,6 +81,21 @@ describe('ingress through the sidecar process', function () {
     return sidecar;
   }
 
+  it('with tracing off (no exporter) passes the trace headers to the app unchanged and logs the trace id', async () => {
+    const sidecar = await start(config());
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const res = await request(`${sidecar.urls.ingress}/echo/v1/pets?limit=3`, {
+      headers: { 'x-tenant': 'acme', traceparent, tracestate: 'vendor=1', baggage: 'user=alice' },
+    });
+    assert.equal(res.statusCode, 200);
+    const echo = (await res.body.json()) as { headers: Record<string, string> };
+    assert.equal(echo.headers.traceparent, traceparent);
+    assert.equal(echo.headers.tracestate, 'vendor=1');
+    assert.equal(echo.headers.baggage, 'user=alice');
+    const access = await sidecar.waitForLog((line) => line.msg === 'access' && line.listener === 'ingress');
+    assert.equal(access.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+  });
+
   it('passes a valid request untouched and refuses each class of invalid request with its status', async () => {
     const sidecar = await start(config({ openapiStrict: true, maxBodyBytes: 1024 }));
     const ingress = sidecar.urls.ingress;

@@ -41,6 +41,8 @@ export async function startTestEgress(
     random?: () => number;
     now?: () => number;
     resolve?: (name: string) => Promise<string[]>;
+    /** False: no tracer, as in a sidecar without an exporter. */
+    tracing?: boolean;
   } = {},
 ): Promise<TestEgress> {
   const config = validateConfig({ egress: { port: 0, ...egressSection } });
@@ -51,7 +53,7 @@ export async function startTestEgress(
     upstreamUrl: options.upstreamUrl,
     metrics,
     logger: createLogger({ level: 'silent' }),
-    tracer: telemetry.tracer,
+    tracer: options.tracing === false ? undefined : telemetry.tracer,
     random: options.random,
     now: options.now,
     resolve: options.resolve,
