@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePort } from '../scripts/lib/ports.js';
+import { SIDECAR_NODE_FLAGS } from '../services/sidecar/node-flags.js';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 
@@ -249,6 +250,7 @@ export async function startBridgeSidecar(options: {
   const proc = spawn(
     process.execPath,
     [
+      ...SIDECAR_NODE_FLAGS,
       ...(process.env.BENCH_SIDECAR_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       ...entry,
       '--config',

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { startDemoBackend, type DemoBackend } from '../services/demo-backend/server.js';
 import { startLocalKafka, type LocalKafka } from './kafka/local-kafka.js';
 import { freePort } from './lib/ports.js';
+import { SIDECAR_NODE_FLAGS } from '../services/sidecar/node-flags.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const APP_PORT = 8080;
@@ -61,6 +62,7 @@ try {
   sidecar = spawn(
     process.execPath,
     [
+      ...SIDECAR_NODE_FLAGS,
       '--import',
       'tsx',
       join(repoRoot, 'services/sidecar/bin.ts'),

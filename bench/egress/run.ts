@@ -28,6 +28,7 @@ import { parseArgs } from 'node:util';
 import { freePort } from '../../scripts/lib/ports.js';
 import { waitUntilOk } from '../lib.js';
 import { measureInterleaved, peak, printTable, type Target } from '../proxy-bench.js';
+import { SIDECAR_NODE_FLAGS } from '../../services/sidecar/node-flags.js';
 
 const { values } = parseArgs({
   options: {
@@ -122,11 +123,15 @@ async function startSidecar(
       shutdown: { drainDelayMs: 0 },
     }),
   );
-  const proc = spawn(process.execPath, [...nodeArgs, sidecarBin, '--config', configFile], {
-    cwd: repoRoot,
-    env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [...SIDECAR_NODE_FLAGS, ...nodeArgs, sidecarBin, '--config', configFile],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   await waitUntilOk(`http://127.0.0.1:${adminPort}/readyz`, `sidecar ${name}`, proc);
   return {
     url: `http://127.0.0.1:${egressPort}`,

@@ -27,6 +27,7 @@ import { parseArgs, promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startSidecarProcess, type SidecarProcess } from '../../integration/helpers/sidecar-process.js';
 import { measureInterleaved, printTable, type Target } from '../proxy-bench.js';
+import { SIDECAR_NODE_FLAGS } from '../../services/sidecar/node-flags.js';
 
 const { values } = parseArgs({
   options: {
@@ -150,7 +151,7 @@ try {
       const bin = join(builtIn, 'dist/services/sidecar/bin.js');
       const started = await startProcess(
         process.execPath,
-        [bin, '--config', configFile],
+        [...SIDECAR_NODE_FLAGS, bin, '--config', configFile],
         /^\{.*"msg":"mesh-sidecar started".*$/m,
       );
       children.push(started.proc);

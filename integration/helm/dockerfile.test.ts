@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { chartDir, repoRoot } from '../../scripts/helm/chart.js';
+import { SIDECAR_NODE_FLAGS } from '../../services/sidecar/node-flags.js';
 
 const run = promisify(execFile);
 
@@ -83,7 +84,7 @@ describe('Dockerfile', () => {
 
   it('the entrypoint is the built mesh-sidecar CLI, in exec form', async () => {
     const entrypoint = JSON.parse(last('ENTRYPOINT')?.args ?? 'null') as unknown;
-    assert.deepEqual(entrypoint, ['node', '/app/dist/services/sidecar/bin.js']);
+    assert.deepEqual(entrypoint, ['node', ...SIDECAR_NODE_FLAGS, '/app/dist/services/sidecar/bin.js']);
     const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {
       bin: Record<string, string>;
     };

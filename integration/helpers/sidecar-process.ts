@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { SIDECAR_NODE_FLAGS } from '../../services/sidecar/node-flags.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const binPath = join(repoRoot, 'services/sidecar/bin.ts');
@@ -37,11 +38,15 @@ export async function startSidecarProcess(
   await writeFile(configFile, stringify(config));
   // Benchmarks profile the sidecar with e.g. BENCH_SIDECAR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = process.env['BENCH_SIDECAR_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
-  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', binPath, '--config', configFile], {
-    cwd: repoRoot,
-    env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: '', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [...SIDECAR_NODE_FLAGS, ...nodeArgs, '--import', 'tsx', binPath, '--config', configFile],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: '', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const logs: Record<string, unknown>[] = [];
   const waiters: {
     match: (line: Record<string, unknown>) => boolean;
