@@ -20,7 +20,8 @@ import type { Config } from '../../services/runtime/config.js';
 import { MeshError } from '../../services/runtime/errors.js';
 import {
   annotateResponse,
-  ensureRequestId,
+  REQUEST_ID_HEADER,
+  requestIdOf,
   HttpListener,
   sendProblem,
   traceIdOf,
@@ -185,7 +186,8 @@ export class EgressComponent implements Component {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { tracer, logger } = this.options;
-    const requestId = ensureRequestId(req, res);
+    // Echoed with the response head (see requestIdOf).
+    const requestId = requestIdOf(req);
     const method = req.method ?? 'GET';
     const target = this.router.route(req.headers.host, req.url ?? '/', req.headers, method);
 
@@ -224,6 +226,7 @@ export class EgressComponent implements Component {
         res,
         new MeshError('MESH_NOT_FOUND', `no egress service or route for host "${target.host}"`),
         req.url,
+        requestId,
       );
       return;
     }
@@ -232,6 +235,8 @@ export class EgressComponent implements Component {
       sendProblem(
         res,
         new MeshError('MESH_DRAINING', 'sidecar is shutting down', { headers: { 'retry-after': '1' } }),
+        req.url,
+        requestId,
       );
       return;
     }
@@ -264,7 +269,9 @@ export class EgressComponent implements Component {
         backoffMs: 0,
         tried: new Set(),
       });
-      res.writeHead(answer.statusCode, withoutHopByHop(answer.headers));
+      const responseHeaders = withoutHopByHop(answer.headers);
+      responseHeaders[REQUEST_ID_HEADER] ??= requestId;
+      res.writeHead(answer.statusCode, responseHeaders);
       upstreamBody = answer.body;
       // A response closed early discards the body: the `close` listener above does it.
       if (res.destroyed) answer.body.discard();
@@ -279,7 +286,7 @@ export class EgressComponent implements Component {
       if (failure.status >= 500) {
         logger.warn({ requestId, service: service.name, err: (err as Error).message }, 'egress call failed');
       }
-      sendProblem(res, failure, req.url);
+      sendProblem(res, failure, req.url, requestId);
     }
   }
 

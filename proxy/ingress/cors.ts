@@ -3,6 +3,7 @@
  * allowed origin itself, and marks other responses to an allowed origin. Requests without `Origin`
  * or from another origin pass untouched (the browser enforces the rest).
  */
+import { REQUEST_ID_HEADER } from '../../services/runtime/http.js';
 import type { IngressContext } from './context.js';
 
 export interface CorsOptions {
@@ -52,6 +53,7 @@ export class CorsPolicy {
     }
     res.setHeader('access-control-max-age', String(this.options.maxAgeSeconds));
     res.statusCode = 204;
+    res.setHeader(REQUEST_ID_HEADER, ctx.requestId);
     res.setHeader('content-length', '0');
     ctx.req.resume();
     res.end();

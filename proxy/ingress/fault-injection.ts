@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
+import { REQUEST_ID_HEADER } from '../../services/runtime/http.js';
 import type { IngressContext } from './context.js';
 
 export interface FaultOptions {
@@ -43,6 +44,7 @@ export class FaultInjector {
         'content-type': 'application/problem+json',
         'content-length': Buffer.byteLength(body),
         'x-mesh-error': 'fault-injected',
+        [REQUEST_ID_HEADER]: ctx.requestId,
       });
       ctx.res.end(body);
       return true;

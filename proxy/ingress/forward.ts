@@ -6,6 +6,7 @@ import { MeshError } from '../../services/runtime/errors.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
 import { sendUpstream, type UpstreamResponse } from '../shared/upstream.js';
+import { REQUEST_ID_HEADER } from '../../services/runtime/http.js';
 import type { IngressContext } from './context.js';
 import { isJsonMediaType, responseValidator, toFieldErrors } from './openapi/compile.js';
 
@@ -75,7 +76,9 @@ export async function forward(
       headers: { 'x-mesh-error': 'upstream-reset' },
     });
   }
-  res.writeHead(upstream.statusCode, withoutHopByHop(upstream.headers));
+  const responseHeaders = withoutHopByHop(upstream.headers);
+  responseHeaders[REQUEST_ID_HEADER] ??= ctx.requestId;
+  res.writeHead(upstream.statusCode, responseHeaders);
   const contentType = upstream.headers['content-type'];
   const validator =
     validateResponse &&

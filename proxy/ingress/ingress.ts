@@ -318,6 +318,6 @@ export class IngressComponent implements Component {
     }
     const reason = REJECTION_REASONS[error.code];
     if (reason) this.options.metrics.ingressRejections.inc({ route: ctx.route, reason });
-    sendProblem(ctx.res, error, ctx.path);
+    sendProblem(ctx.res, error, ctx.path, ctx.requestId);
   }
 }

@@ -1,11 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ensureRequestId } from '../../services/runtime/http.js';
+import { requestIdOf } from '../../services/runtime/http.js';
 import { CallSignal } from '../shared/signal.js';
 import type { IngressContext } from './context.js';
 
-/** Step 1: keep the caller's `x-request-id` or make one, echo it, and open the request's context. */
+/**
+ * Step 1: keep the caller's `x-request-id` or make one, and open the request's context. Every
+ * response of the ingress echoes the id: forward() and the refusals write it with their head.
+ */
 export function startContext(req: IncomingMessage, res: ServerResponse): IngressContext {
-  const requestId = ensureRequestId(req, res);
+  const requestId = requestIdOf(req);
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const gone = new CallSignal();

@@ -101,22 +101,39 @@ export function traceIdOf(traceparent: string | string[] | undefined): string | 
     : undefined;
 }
 
-/** Keeps the caller's `x-request-id` or makes one, and echoes it on the response. */
-export function ensureRequestId(req: IncomingMessage, res: ServerResponse): string {
+/**
+ * Keeps the caller's `x-request-id` or makes one (and puts it on the request, so it is forwarded).
+ * The proxy listeners echo it when they write the response head: a header set earlier with
+ * `setHeader` sends `writeHead(status, headers)` down node:http's slow path, which re-validates
+ * every response header one by one (a few microseconds per proxied request).
+ */
+export function requestIdOf(req: IncomingMessage): string {
   const given = req.headers[REQUEST_ID_HEADER];
   const id = typeof given === 'string' && given.length > 0 && given.length <= 200 ? given : randomUUID();
   req.headers[REQUEST_ID_HEADER] = id;
+  return id;
+}
+
+/** Keeps the caller's `x-request-id` or makes one, and echoes it on the response. */
+export function ensureRequestId(req: IncomingMessage, res: ServerResponse): string {
+  const id = requestIdOf(req);
   res.setHeader(REQUEST_ID_HEADER, id);
   return id;
 }
 
-/** Answers an error as RFC 9457 problem+json with the error's own headers. */
-export function sendProblem(res: ServerResponse, error: unknown, instance?: string): void {
+/** Answers an error as RFC 9457 problem+json with the error's own headers (and the request id). */
+export function sendProblem(
+  res: ServerResponse,
+  error: unknown,
+  instance?: string,
+  requestId?: string,
+): void {
   const meshError: MeshError = toMeshError(error);
   if (res.headersSent) {
     res.destroy(meshError);
     return;
   }
+  if (requestId !== undefined) res.setHeader(REQUEST_ID_HEADER, requestId);
   const body = JSON.stringify(meshError.toProblem(instance));
   for (const [name, value] of Object.entries(meshError.headers)) res.setHeader(name, value);
   res.statusCode = meshError.status;
