@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { propagation, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { MeshError } from '../../services/runtime/errors.js';
+import type { CounterSeries } from '../../services/runtime/hot-metrics.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { CallSignal } from '../shared/signal.js';
 import { sendUpstream, type UpstreamBody } from '../shared/upstream.js';
@@ -349,25 +350,38 @@ export function outlierDetection(record: OutlierRecorder): Layer {
 
 /** `mesh_upstream_requests_total` per attempt, and the endpoint's active count for least_request. */
 export function attemptMetrics(metrics: MeshMetrics): Layer {
-  // Counter children by (service, result), resolved once: a bounded set (status classes, failure kinds).
-  const counter = labelCache((key: string) => {
-    const space = key.indexOf(' ');
-    return metrics.upstreamRequests.labels({ service: key.slice(space + 1), result: key.slice(0, space) });
-  });
+  // Series by service, then by result (a status class, or a failure kind): a bounded set, looked
+  // up in maps of constant strings so that nothing is built per attempt.
+  const byService = new Map<string, Map<string, CounterSeries>>();
+  const count = (service: string, result: string) => {
+    let byResult = byService.get(service);
+    if (byResult === undefined) byService.set(service, (byResult = new Map<string, CounterSeries>()));
+    let series = byResult.get(result);
+    if (series === undefined)
+      byResult.set(result, (series = metrics.upstreamRequests.series({ service, result })));
+    series.inc();
+  };
   return (next) => async (call) => {
     const endpoint = call.endpoint!;
     endpoint.active += 1;
     try {
       const answer = await next(call);
-      counter(`${Math.floor(answer.statusCode / 100)}xx ${call.service}`).inc();
+      count(call.service, statusClass(answer.statusCode));
       answer.body.whenDone(() => (endpoint.active -= 1));
       return answer;
     } catch (err) {
       endpoint.active -= 1;
-      if (err instanceof AttemptFailure) counter(`${err.kind} ${call.service}`).inc();
+      if (err instanceof AttemptFailure) count(call.service, err.kind);
       throw err;
     }
   };
+}
+
+const STATUS_CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
+
+function statusClass(status: number): string {
+  const index = Math.floor(status / 100);
+  return STATUS_CLASSES[index] ?? `${index}xx`;
 }
 
 /** Memoizes `make` by key: metric children of bounded label sets, looked up once each. */

@@ -242,14 +242,13 @@ export class EgressComponent implements Component {
     }
     const service = this.services.get(target.service)!;
 
-    const headers = withoutHopByHop(req.headers) as Record<string, string | string[]>;
+    // The upstream sees its own authority (undici sets Host from the endpoint), the app's in x-forwarded-host.
+    const headers = withoutHopByHop(req.headers, 'host') as Record<string, string | string[]>;
     addForwardingHeaders(headers, {
       clientAddress: req.socket.remoteAddress,
       protocol: this.protocol,
       host: req.headers.host,
     });
-    // The upstream sees its own authority (undici sets Host from the endpoint), the app's in x-forwarded-host.
-    delete headers.host;
     headers['x-request-id'] = requestId;
     const hashHeader = service.policy.hashHeader;
     const hashValue = hashHeader === undefined ? undefined : req.headers[hashHeader];

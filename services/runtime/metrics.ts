@@ -28,7 +28,8 @@ export interface MeshMetrics {
   /** Records handed out by pull consumer polls (`GET /consumers/.../records`), by group. */
   readonly bridgeConsumedRecords: Counter<'group'>;
   /** Egress: attempts sent to upstreams; `result` is the status class (`2xx`...) or `connect-failure|reset|timeout`. */
-  readonly upstreamRequests: Counter<'service' | 'result'>;
+  /** Counted once per egress attempt: plain-number series (see hot-metrics.ts). */
+  readonly upstreamRequests: HotCounter<'service' | 'result'>;
   readonly upstreamRetries: Counter<'service'>;
   readonly upstreamRetryBudgetExhausted: Counter<'service'>;
   readonly circuitBreakerOpen: Gauge<'service'>;
@@ -130,7 +131,7 @@ export function createMetrics(registry: Registry = new Registry()): MeshMetrics 
       labelNames: ['check'],
       registers: [registry],
     }),
-    upstreamRequests: new Counter({
+    upstreamRequests: new HotCounter({
       name: 'mesh_upstream_requests_total',
       help: 'Egress attempts sent to upstream endpoints, by service and result (status class, or connect-failure|reset|timeout).',
       labelNames: ['service', 'result'],
