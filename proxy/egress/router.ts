@@ -29,9 +29,20 @@ export function hostName(host: string | undefined): string {
   return withoutPort.endsWith('.') ? withoutPort.slice(0, -1) : withoutPort;
 }
 
+/** Raw `Host` headers whose routing is remembered; past this many, the memory starts over. */
+const MAX_REMEMBERED_HOSTS = 256;
+
 export class Router {
   private readonly services: Map<string, RoutableService>;
   private readonly routes: readonly PathRoute[];
+  /**
+   * What each raw `Host` header resolved to: an app calls the same few names over and over, and
+   * normalizing and splitting the header was a visible part of an egress request's CPU.
+   */
+  private readonly byHostHeader = new Map<
+    string,
+    { host: string; service: string | undefined; route: string }
+  >();
 
   constructor(
     services: readonly RoutableService[],
@@ -62,6 +73,18 @@ export class Router {
     return suffix === '' || suffix === 'svc' || suffix === 'svc.cluster.local' ? service.name : undefined;
   }
 
+  private resolveHost(hostHeader: string): { host: string; service: string | undefined; route: string } {
+    let resolved = this.byHostHeader.get(hostHeader);
+    if (resolved === undefined) {
+      const host = hostName(hostHeader);
+      const service = this.serviceForHost(host);
+      resolved = { host, service, route: `host:${service}` };
+      if (this.byHostHeader.size >= MAX_REMEMBERED_HOSTS) this.byHostHeader.clear();
+      this.byHostHeader.set(hostHeader, resolved);
+    }
+    return resolved;
+  }
+
   route(
     hostHeader: string | undefined,
     path: string,
@@ -73,9 +96,8 @@ export class Router {
       if (named === null) return { service: undefined, host: 'the service_id/service_url header' };
       if (named !== undefined) return { ...named, path };
     }
-    const host = hostName(hostHeader);
-    const byHost = this.serviceForHost(host);
-    if (byHost !== undefined) return { service: byHost, path, route: `host:${byHost}` };
+    const { host, service: byHost, route: hostRoute } = this.resolveHost(hostHeader ?? '');
+    if (byHost !== undefined) return { service: byHost, path, route: hostRoute };
     const pathOnly = path.split('?', 1)[0];
     if (this.serviceIds !== undefined) {
       const mapped = this.serviceIds.byPath(pathOnly, method ?? 'GET');
