@@ -10,16 +10,21 @@
  * request in flight per partition (the sidecar's `partition` ordering), and commit after delivery.
  *
  *   npx tsx bench/push/run.ts [--records N] [--batch-records N] [--partitions N] [--rate N] [--seconds N]
- *                             [--baseline-json stringify|fast]
+ *                             [--baseline-json stringify|fast] [--modes single,batch]
+ *
+ * Beside records/s it reports the CPU (cores, from /proc) of the benchmark process (the app, and the
+ * baseline consumer on its path), the sidecar and the broker over the measured window: on a 2-core
+ * machine the sidecar path runs three busy processes, so whether a path is CPU-bound shows there.
  *
  * Not part of `npm test`; numbers from a noisy 2-core machine are compared within one run only.
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners, type Consumer, type KafkaMessage } from 'kafkajs';
 import { Pool } from 'undici';
-import { cloudEventJson, toCloudEvent } from '../../bridge/consumer/push/cloudevents.js';
+import { CloudEventBatch, cloudEventBytes, toCloudEvent } from '../../bridge/consumer/push/cloudevents.js';
 import { startSidecarProcess, type SidecarProcess } from '../../integration/helpers/sidecar-process.js';
 import { startLocalKafka } from '../../scripts/kafka/local-kafka.js';
 import { percentile } from '../lib.js';
@@ -33,8 +38,10 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '5' },
     // `stringify` (the yardstick of issue 7): JSON.stringify(toCloudEvent(...)); `fast`: the
-    // sidecar's own serializer (cloudEventJson), for a baseline doing the same work per record.
+    // sidecar's own serializer (cloudEventBytes, CloudEventBatch), for a baseline doing the same
+    // work per record.
     'baseline-json': { type: 'string', default: 'stringify' },
+    modes: { type: 'string', default: 'single,batch' },
   },
 });
 const RECORDS = Number(args.records);
@@ -44,6 +51,7 @@ const MAX_BATCH = Number(args['max-batch']);
 const RATE = Number(args.rate);
 const SECONDS = Number(args.seconds);
 const FAST_BASELINE = args['baseline-json'] === 'fast';
+const MODES = args.modes.split(',') as Mode[];
 
 type Mode = 'single' | 'batch';
 interface Counter {
@@ -133,15 +141,22 @@ async function startInProcessConsumer(
   });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
-  const post = async (body: string, contentType: string) => {
+  const post = async (body: string | Buffer, contentType: string) => {
     const res = await pool.request({ method: 'POST', path, headers: { 'content-type': contentType }, body });
     await res.body.dump();
     if (res.statusCode >= 300) throw new Error(`app answered ${res.statusCode}`);
   };
   const event = (partition: number, message: KafkaMessage) =>
     FAST_BASELINE
-      ? cloudEventJson({ topic, partition, message })
+      ? cloudEventBytes({ topic, partition, message })
       : JSON.stringify(toCloudEvent({ topic, partition, message }));
+  const batchBody = (partition: number, messages: KafkaMessage[]) =>
+    FAST_BASELINE
+      ? CloudEventBatch.of(
+          messages.map((message) => ({ topic, partition, message })),
+          () => ({}),
+        ).body
+      : `[${messages.map((m) => event(partition, m)).join(',')}]`;
   let joined!: () => void;
   const joinedPromise = new Promise<void>((resolve) => (joined = resolve));
   consumer.on(consumer.events.GROUP_JOIN, () => joined());
@@ -157,10 +172,7 @@ async function startInProcessConsumer(
       } else {
         for (let i = 0; i < batch.messages.length; i += MAX_BATCH) {
           const chunk = batch.messages.slice(i, i + MAX_BATCH);
-          await post(
-            `[${chunk.map((m) => event(batch.partition, m)).join(',')}]`,
-            'application/cloudevents-batch+json',
-          );
+          await post(batchBody(batch.partition, chunk), 'application/cloudevents-batch+json');
           payload.resolveOffset(chunk.at(-1)!.offset);
         }
       }
@@ -171,12 +183,50 @@ async function startInProcessConsumer(
   return { consumer, pool };
 }
 
+/** CPU time (user + system, ms) of one process, without its children; 0 once it is gone. */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+/** Samples the CPU time of some processes every 50 ms; `coresSince(t)`: cores used from `t` on. */
+function cpuSampler(pids: Record<string, number>) {
+  const samples: { at: number; ms: Record<string, number> }[] = [];
+  const sample = () =>
+    samples.push({
+      at: Date.now(),
+      ms: Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuMs(pid)])),
+    });
+  sample();
+  const timer = setInterval(sample, 50);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      sample();
+    },
+    coresSince: (at: number): Record<string, number> => {
+      const from = samples.find((s) => s.at >= at) ?? samples[0];
+      const to = samples.at(-1)!;
+      const elapsed = Math.max(1, to.at - from.at);
+      return Object.fromEntries(
+        Object.keys(pids).map((name) => [name, +((to.ms[name] - from.ms[name]) / elapsed).toFixed(2)]),
+      );
+    },
+  };
+}
+
 interface Row {
   mode: Mode;
   path: string;
   recordsPerSecond: number;
   p50: number;
   p99: number;
+  /** Cores used over the measured window: this process (app, and the baseline), sidecar, broker. */
+  cores: Record<string, number>;
 }
 
 async function main(): Promise<void> {
@@ -230,7 +280,7 @@ async function main(): Promise<void> {
   };
 
   try {
-    for (const mode of ['single', 'batch'] as const) {
+    for (const mode of MODES) {
       const count = mode === 'single' ? RECORDS : BATCH_RECORDS;
       for (const path of ['kafkajs in-process', 'mesh-sidecar'] as const) {
         const tag = `${mode}-${path === 'mesh-sidecar' ? 'sidecar' : 'direct'}`;
@@ -280,7 +330,13 @@ async function main(): Promise<void> {
           baselines.push(await startInProcessConsumer(kafka, app.url, throughputTopic, `/${tag}/thr`, mode));
           baselines.push(await startInProcessConsumer(kafka, app.url, latencyTopic, `/${tag}/lat`, mode));
         }
+        const cpu = cpuSampler({
+          bench: process.pid,
+          broker: broker.pid,
+          ...(sidecars[0]?.proc.pid !== undefined ? { sidecar: sidecars[0].proc.pid } : {}),
+        });
         await waitUntil(() => thr.delivered >= count, 300_000, `${tag}: ${count} records delivered`);
+        cpu.stop();
         const produced = await steady(latencyTopic);
         await waitUntil(() => lat.delivered >= produced, 60_000, `${tag}: steady records delivered`);
         const sorted = lat.latenciesMs.sort((a, b) => a - b);
@@ -292,6 +348,7 @@ async function main(): Promise<void> {
           ),
           p50: percentile(sorted, 50),
           p99: percentile(sorted, 99),
+          cores: cpu.coresSince(thr.warmAt),
         });
         process.stderr.write(
           `${JSON.stringify({ ...rows.at(-1), recordsPerRequest: +(thr.delivered / thr.requests).toFixed(1), meanInFlight: +(thr.inFlightSum / thr.requests).toFixed(2) })}\n`,
@@ -315,13 +372,16 @@ async function main(): Promise<void> {
       return (sidecar.recordsPerSecond / direct.recordsPerSecond).toFixed(2);
     };
     const lines = [
-      `bench/push — ${new Date().toISOString()}, baseline JSON ${FAST_BASELINE ? 'cloudEventJson' : 'JSON.stringify(toCloudEvent)'}, ${PARTITIONS} partitions, backlog ${RECORDS} (single) / ${BATCH_RECORDS} (batch, maxBatch ${MAX_BATCH}) records of ~200 B, latency at ${RATE} records/s for ${SECONDS} s, Kafka ${broker.bootstrap} (local)`,
+      `bench/push — ${new Date().toISOString()}, baseline JSON ${FAST_BASELINE ? 'cloudEventBytes / CloudEventBatch' : 'JSON.stringify(toCloudEvent)'}, ${PARTITIONS} partitions, backlog ${RECORDS} (single) / ${BATCH_RECORDS} (batch, maxBatch ${MAX_BATCH}) records of ~200 B, latency at ${RATE} records/s for ${SECONDS} s, Kafka ${broker.bootstrap} (local)`,
       '',
-      '| mode | path | records/s | e2e p50 ms | e2e p99 ms |',
-      '|---|---|---|---|---|',
-      ...rows.map((r) => `| ${r.mode} | ${r.path} | ${r.recordsPerSecond} | ${r.p50} | ${r.p99} |`),
+      '| mode | path | records/s | e2e p50 ms | e2e p99 ms | CPU cores: bench process / sidecar / broker |',
+      '|---|---|---|---|---|---|',
+      ...rows.map(
+        (r) =>
+          `| ${r.mode} | ${r.path} | ${r.recordsPerSecond} | ${r.p50} | ${r.p99} | ${r.cores.bench} / ${r.cores.sidecar ?? '–'} / ${r.cores.broker} |`,
+      ),
       '',
-      `sidecar / in-process throughput: single ${ratio('single')}, batch ${ratio('batch')}`,
+      `sidecar / in-process throughput: ${MODES.map((mode) => `${mode} ${ratio(mode)}`).join(', ')}`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

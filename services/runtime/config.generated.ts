@@ -94,7 +94,7 @@ export interface MeshConfig {
      */
     commitIntervalMs: number;
     /**
-     * Final offsets are also committed once this many records became final since the last commit.
+     * Final offsets are also committed once this many records became final since the last commit. It bounds the finished records a killed member's partitions deliver again; each commit costs a round trip and broker work (at 500, a subscription delivering 100,000 records/s commits 200 times a second).
      */
     commitRecords: number;
     /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { KafkaMessage } from 'kafkajs';
-import { cloudEventJson, toCloudEvent } from './cloudevents.js';
+import { CloudEventBatch, cloudEventBytes, toCloudEvent } from './cloudevents.js';
 import { deadLetterMessage } from './dead-letter.js';
 
 function message(fields: Partial<KafkaMessage>): KafkaMessage {
@@ -97,7 +97,7 @@ describe('push CloudEvents', () => {
       'mesh.attempts': '1',
     });
   });
-  it('cloudEventJson is the JSON of toCloudEvent for any record', () => {
+  it('cloudEventBytes is the JSON of toCloudEvent for any record', () => {
     const bytes = fc.oneof(
       fc.constant(null),
       fc.json().map((text) => Buffer.from(text)),
@@ -131,9 +131,52 @@ describe('push CloudEvents', () => {
               headers: m.contentType === null ? {} : { 'content-type': Buffer.from(m.contentType) },
             }),
           };
-          assert.deepEqual(JSON.parse(cloudEventJson(record, trace)), toCloudEvent(record, trace));
+          assert.deepEqual(
+            JSON.parse(cloudEventBytes(record, trace).toString()),
+            toCloudEvent(record, trace),
+          );
         },
       ),
     );
+  });
+
+  it('a batch is the JSON array of the events, and a subset of it the array of those events', () => {
+    const record = (offset: number, value: string | null, key: string | null) => ({
+      topic: offset % 2 ? 'orders' : 'odd "topic" é',
+      partition: offset % 3,
+      message: message({
+        key: key === null ? null : Buffer.from(key),
+        value: value === null ? null : Buffer.from(value),
+        timestamp: String(1_700_000_000_000 + offset),
+        offset: String(offset),
+        headers:
+          offset === 4
+            ? { traceparent: Buffer.from('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01') }
+            : {},
+      }),
+    });
+    const records = [
+      record(1, '{"n":12345678901234567890}', 'k'),
+      record(2, 'not json', 'ké "quoted"'),
+      record(3, null, null),
+      record(4, '\ufeff{"bom":true}', 'k'),
+      record(5, '[1,2', '\u0001'),
+    ];
+    const trace = (r: (typeof records)[number]) =>
+      r.message.offset === '4'
+        ? { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }
+        : {};
+    const batch = CloudEventBatch.of(records, trace);
+    const expected = records.map((r) => toCloudEvent(r, trace(r)));
+    assert.deepEqual(JSON.parse(batch.body.toString()), expected);
+    assert.match(
+      batch.body.toString(),
+      /"data":\{"n":12345678901234567890\}/,
+      'JSON values are copied as they are',
+    );
+    assert.deepEqual(JSON.parse(batch.subset([0, 2, 4]).toString()), [expected[0], expected[2], expected[4]]);
+    assert.deepEqual(JSON.parse(batch.subset([3]).toString()), [expected[3]]);
+    assert.deepEqual(JSON.parse(batch.subset([]).toString()), []);
+    assert.equal(batch.subset([0, 1, 2, 3, 4]), batch.body);
   });
 });

@@ -62,7 +62,7 @@ export class AppClient {
 
   async post(
     path: string,
-    body: string,
+    body: string | Buffer,
     headers: Record<string, string>,
     timeoutMs: number,
   ): Promise<AttemptResult> {

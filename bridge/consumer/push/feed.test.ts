@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import type { ConsumedRecord } from './cloudevents.js';
 import {
   PartitionFeed,
@@ -96,6 +97,18 @@ function harness(
 
 describe('push prefetch feed', () => {
   describe('StreamProgress', () => {
+    it('passes an offset handed twice (a re-fetch after a pause) once it is final', () => {
+      // A record fetched again must not hold the final prefix back until its second copy is
+      // marked: only one copy is delivered. (A faster variant that kept offsets in order and
+      // skipped only the set lookup got stuck here and made the SIGTERM drain test commit late.)
+      const progress = new StreamProgress();
+      for (const offset of ['5', '6', '6', '7']) progress.append(offset);
+      assert.equal(progress.markFinal('5'), '5');
+      assert.equal(progress.markFinal('6'), '6');
+      assert.equal(progress.markFinal('7'), '7');
+      assert.equal(progress.size, 0);
+    });
+
     it('advances over the contiguous final prefix of a growing stream', () => {
       const progress = new StreamProgress();
       for (const o of ['3', '7', '8']) progress.append(o);
@@ -121,6 +134,63 @@ describe('push prefetch feed', () => {
       assert.equal(progress.markFinal('4001'), undefined);
       assert.equal(progress.markFinal('4000'), '4001');
     });
+
+    it('matches a set-based model for any order of finishing, repeats and unknown offsets', () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.integer({ min: 1, max: 1_000 }), { minLength: 1, maxLength: 60 }),
+          fc.array(fc.oneof(fc.nat(80), fc.constant(-1)), { maxLength: 120 }),
+          (gaps, picks) => {
+            // Ascending offsets with gaps (a compacted topic), across digit-count boundaries.
+            let offset = 95;
+            const offsets = gaps.map((gap) => String((offset += gap)));
+            const progress = new StreamProgress();
+            const pending = new Set<string>();
+            let prefix = 0;
+            let last: string | undefined;
+            for (const o of offsets) {
+              progress.append(o);
+              pending.add(o);
+            }
+            for (const pick of picks) {
+              const o = pick < 0 ? '7' : pick < offsets.length ? offsets[pick] : String(1e9 + pick);
+              let expected: string | undefined;
+              if (pending.delete(o)) {
+                const before = prefix;
+                while (prefix < offsets.length && !pending.has(offsets[prefix])) prefix += 1;
+                if (prefix > before) expected = last = offsets[prefix - 1];
+              }
+              assert.equal(progress.markFinal(o), expected);
+              assert.equal(progress.size, pending.size);
+              assert.equal(progress.firstPending, offsets[prefix]);
+              assert.equal(progress.lastFinal, last);
+            }
+          },
+        ),
+        { numRuns: 500 },
+      );
+    });
+  });
+
+  it('offers a lane its next records to prepare while a delivery is in flight, not once halted', async () => {
+    const prepared: string[][] = [];
+    const format = Object.assign(new ScriptedFormat(2), {
+      prepare: (records: readonly ConsumedRecord[]) => prepared.push(records.map((r) => r.message.offset)),
+    });
+    const h = harness(format);
+    for (let i = 0; i < 5; i++) h.feed.push(record(i));
+    await tick();
+    await tick();
+    assert.deepEqual(prepared, [['2', '3']], 'the next batch, left in the queue');
+    assert.deepEqual(await format.next(), ['0', '1']);
+    await tick();
+    assert.deepEqual(prepared, [['2', '3'], ['4']]);
+    assert.deepEqual(await format.next(), ['2', '3'], 'what was prepared is what is delivered');
+    h.feed.push(record(5));
+    h.feed.halt('stopped');
+    await format.next();
+    await tick();
+    assert.deepEqual(prepared, [['2', '3'], ['4']], 'nothing is prepared for a halted feed');
   });
 
   it('partition lane: one delivery at a time, in offset order, commits each final prefix', async () => {

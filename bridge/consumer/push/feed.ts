@@ -40,6 +40,11 @@ export interface DeliveryFormat {
   /** Lane of a record: a lane's deliveries run one at a time, in order; lanes run in parallel. */
   readonly laneOf: (record: ConsumedRecord) => string;
   readonly deliver: DeliverRecords;
+  /**
+   * Work for a lane's next delivery (e.g. its request body), done while the current one is in
+   * flight: `records` are the ones it will most likely take. Nothing may depend on it being called.
+   */
+  readonly prepare?: (records: readonly ConsumedRecord[]) => void;
 }
 
 /**
@@ -101,6 +106,11 @@ class Fifo<T> {
 
   push(item: T): void {
     this.items.push(item);
+  }
+
+  /** The first `max` items, left in place. */
+  peek(max: number): T[] {
+    return this.items.slice(this.head, this.head + max);
   }
 
   take(max: number): T[] {
@@ -290,7 +300,9 @@ export class PartitionFeed {
           this.inFlight += 1;
           let result: DeliveryResult;
           try {
-            result = await format.deliver(records, this.abort.signal, this.markFinal);
+            const delivery = format.deliver(records, this.abort.signal, this.markFinal);
+            if (format.prepare) this.prepareNext(lane, format.prepare);
+            result = await delivery;
           } catch (err) {
             this.options.onError?.(err);
             result = 'blocked';
@@ -309,6 +321,22 @@ export class PartitionFeed {
       if (this.lanes.get(lane)?.length === 0) this.lanes.delete(lane);
       this.settleIfDone();
     }
+  }
+
+  /**
+   * Prepares the lane's next delivery once the current one's request is on its way: an immediate
+   * runs after the HTTP client's own (which writes the request), so the app and this work overlap.
+   */
+  private prepareNext(lane: string, prepare: (records: readonly ConsumedRecord[]) => void): void {
+    setImmediate(() => {
+      const queue = this.lanes.get(lane);
+      if (this.state !== 'open' || !queue || queue.length === 0) return;
+      try {
+        prepare(queue.peek(this.options.format.maxRecords));
+      } catch {
+        // Only a head start: the delivery does the work again, and reports what fails then.
+      }
+    });
   }
 
   private readonly markFinal = (offsets: readonly string[]): void => {

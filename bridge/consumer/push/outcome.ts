@@ -50,24 +50,23 @@ export function singleOutcome(answer: AppAnswer): Outcome {
 }
 
 /**
- * Outcomes of a batch delivery, per event id. A 2xx answer without `statuses` (or without an entry
- * for an id) means success for those events; any other answer applies to all of them.
+ * Outcomes of a batch delivery of `count` events, in their order; `idAt(i)` is the id of event i
+ * (only asked for when the answer has per-event statuses). A 2xx answer without `statuses` (or
+ * without an entry for an id) means success for those events; any other answer applies to all of
+ * them.
  */
-export function batchOutcomes(answer: AppAnswer, ids: readonly string[]): Map<string, Outcome> {
+export function batchOutcomes(answer: AppAnswer, count: number, idAt: (index: number) => string): Outcome[] {
+  const all = (outcome: Outcome) => new Array<Outcome>(count).fill(outcome);
   const overall = statusOutcome(answer.status);
-  const outcomes = new Map<string, Outcome>(ids.map((id) => [id, overall]));
-  if (overall !== 'success') return outcomes;
+  if (overall !== 'success') return all(overall);
   const body = parseJson(answer);
   const statuses = (body as { statuses?: unknown } | undefined)?.statuses;
-  if (!Array.isArray(statuses)) {
-    // A body-level verdict (`{"status":"RETRY"}`) applies to the whole batch.
-    const verdict = bodyVerdict(body);
-    for (const id of ids) outcomes.set(id, verdict);
-    return outcomes;
-  }
+  // A body-level verdict (`{"status":"RETRY"}`) applies to the whole batch.
+  if (!Array.isArray(statuses)) return all(bodyVerdict(body));
+  const byId = new Map<string, Outcome>();
   for (const entry of statuses as unknown[]) {
     const id = (entry as { id?: unknown } | null)?.id;
-    if (typeof id === 'string' && outcomes.has(id)) outcomes.set(id, bodyVerdict(entry));
+    if (typeof id === 'string') byId.set(id, bodyVerdict(entry));
   }
-  return outcomes;
+  return Array.from({ length: count }, (_, index) => byId.get(idAt(index)) ?? 'success');
 }

@@ -33,7 +33,8 @@ import { fullJitterBackoff, sleep } from './backoff.js';
 import {
   CLOUDEVENT_BATCH_CONTENT_TYPE,
   CLOUDEVENT_CONTENT_TYPE,
-  cloudEventJson,
+  cloudEventBytes,
+  CloudEventBatch,
   eventId,
   type ConsumedRecord,
 } from './cloudevents.js';
@@ -129,6 +130,8 @@ export class PushSubscription {
   /** Metric children resolved once: label hashing per record is measurable on the hot path. */
   private readonly counters: Record<'success' | 'retry' | 'dead_letter' | 'dropped', Counter.Internal>;
   private readonly durations: Histogram.Internal<'subscription'>;
+  /** Bodies built ahead for a lane's next batch (`prepare`), by the batch's first record. */
+  private readonly preparedBatches = new WeakMap<ConsumedRecord, { size: number; batch: CloudEventBatch }>();
 
   constructor(private readonly options: PushSubscriptionOptions) {
     const { config, kafka, app } = options;
@@ -313,6 +316,13 @@ export class PushSubscription {
         maxRecords: config.maxBatch,
         laneOf: () => '',
         deliver: (records, signal, markFinal) => this.deliverBatch(records, signal, markFinal),
+        prepare: (records) => {
+          if (records.length === 0 || this.preparedBatches.has(records[0])) return;
+          this.preparedBatches.set(records[0], {
+            size: records.length,
+            batch: CloudEventBatch.of(records, recordTraceHeaders),
+          });
+        },
       };
     }
     return {
@@ -431,7 +441,7 @@ export class PushSubscription {
       group: config.group,
       subscription: this.name,
     });
-    const body = cloudEventJson(record, recordTraceHeaders(record));
+    const body = cloudEventBytes(record, recordTraceHeaders(record));
     try {
       for (let attempt = 1; ; attempt++) {
         const result = await this.attempt(body, CLOUDEVENT_CONTENT_TYPE, headers);
@@ -484,44 +494,43 @@ export class PushSubscription {
       group: config.group,
       subscription: this.name,
     });
-    const events = new Map(
-      records.map((record) => [
-        eventId(record),
-        { record, json: cloudEventJson(record, recordTraceHeaders(record)) },
-      ]),
-    );
-    let pending = [...events.keys()];
+    const prepared = this.preparedBatches.get(records[0]);
+    this.preparedBatches.delete(records[0]);
+    // A lane's records are taken in order: the same first record and count are the same records.
+    const batch =
+      prepared?.size === records.length ? prepared.batch : CloudEventBatch.of(records, recordTraceHeaders);
+    /** Indices into `records` of the events still to deliver. */
+    let pending = records.map((_, index) => index);
     try {
       for (let attempt = 1; ; attempt++) {
-        const body = `[${pending.map((id) => events.get(id)!.json).join(',')}]`;
-        const result = await this.attempt(body, CLOUDEVENT_BATCH_CONTENT_TYPE, headers);
+        const result = await this.attempt(batch.subset(pending), CLOUDEVENT_BATCH_CONTENT_TYPE, headers);
         if (result.kind === 'app-down') return 'app-down';
         this.appDownStreak = 0;
-        const outcomes =
+        const outcomes: Outcome[] =
           result.kind === 'answer'
-            ? batchOutcomes(result, pending)
-            : new Map<string, Outcome>(pending.map((id) => [id, 'retry']));
+            ? batchOutcomes(result, pending.length, (k) => eventId(records[pending[k]]))
+            : pending.map(() => 'retry');
         const status = result.kind === 'answer' ? result.status : 'error';
         const done: string[] = [];
-        const retry: string[] = [];
-        const poison: string[] = [];
+        const retry: number[] = [];
+        const poison: number[] = [];
         let succeeded = 0;
-        for (const id of pending) {
-          const outcome = outcomes.get(id)!;
+        for (let k = 0; k < pending.length; k++) {
+          const outcome = outcomes[k];
           if (outcome === 'success' || outcome === 'drop') {
             if (outcome === 'success') succeeded += 1;
             else this.count('dropped');
-            done.push(events.get(id)!.record.message.offset);
-          } else if (outcome === 'retry') retry.push(id);
-          else poison.push(id);
+            done.push(records[pending[k]].message.offset);
+          } else if (outcome === 'retry') retry.push(pending[k]);
+          else poison.push(pending[k]);
         }
         this.count('success', succeeded);
         markFinal(done);
         const exhausted = retry.length > 0 && attempt >= config.retry.maxAttempts;
-        const failed = exhausted ? [...poison, ...retry] : poison;
+        const failed = exhausted ? [...poison, ...retry].sort((a, b) => a - b) : poison;
         if (failed.length > 0) {
           const verdict = await this.onPoison(
-            failed.map((id) => events.get(id)!.record),
+            failed.map((index) => records[index]),
             {
               reason: exhausted && poison.length === 0 ? 'retries-exhausted' : 'poison',
               status,
@@ -530,7 +539,7 @@ export class PushSubscription {
             signal,
           );
           if (verdict !== 'final') return verdict;
-          markFinal(failed.map((id) => events.get(id)!.record.message.offset));
+          markFinal(failed.map((index) => records[index].message.offset));
         }
         if (exhausted || retry.length === 0) return 'final';
         pending = retry;
@@ -543,7 +552,7 @@ export class PushSubscription {
   }
 
   private async attempt(
-    body: string,
+    body: Buffer,
     contentType: string,
     trace: Record<string, string>,
   ): Promise<AttemptResult> {
