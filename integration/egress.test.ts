@@ -54,7 +54,11 @@ describe('egress router', function () {
       const problem = res.json() as Problem;
       assert.equal(problem.code, 'MESH_NOT_FOUND');
       assert.match(problem.detail, /payments\.shop\.svc/);
-      assert.match(String(res.headers['x-request-id']), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a generated request id');
+      assert.match(
+        String(res.headers['x-request-id']),
+        /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+        'a generated request id',
+      );
       assert.equal(orders.count(), 0);
     });
 

@@ -147,7 +147,11 @@ describe('ingress through the sidecar process', function () {
       const res = await request(`${ingress}${path}`, init);
       assert.equal(res.statusCode, status, path);
       assert.equal(res.headers['content-type'], 'application/problem+json');
-      assert.match(String(res.headers['x-request-id']), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, path);
+      assert.match(
+        String(res.headers['x-request-id']),
+        /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+        path,
+      );
       const problem = (await res.body.json()) as ProblemDetails;
       assert.equal(problem.code, code);
       assert.equal(problem.status, status);

@@ -303,7 +303,10 @@ describe('proxy parity through the sidecar process', function () {
       });
       await preflight.body.text();
       assert.equal(preflight.statusCode, 204);
-      assert.match(String(preflight.headers['x-request-id']), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      assert.match(
+        String(preflight.headers['x-request-id']),
+        /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+      );
       assert.equal(preflight.headers['access-control-allow-origin'], 'https://app.example');
       assert.match(String(preflight.headers['access-control-allow-methods']), /POST/);
       assert.equal(preflight.headers['access-control-allow-headers'], 'content-type, x-api-key');
@@ -487,7 +490,10 @@ describe('proxy parity through the sidecar process', function () {
         if (res.statusCode === 418) {
           aborted += 1;
           assert.equal(res.headers['x-mesh-error'], 'fault-injected');
-          assert.match(String(res.headers['x-request-id']), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+          assert.match(
+            String(res.headers['x-request-id']),
+            /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+          );
         } else assert.equal(res.statusCode, 200);
       }
       assertRate(aborted, n, 30, 'aborted requests');
