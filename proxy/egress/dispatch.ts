@@ -8,7 +8,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { propagation, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { MeshError } from '../../services/runtime/errors.js';
-import type { CounterSeries } from '../../services/runtime/hot-metrics.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { CallSignal } from '../shared/signal.js';
 import { sendUpstream, type UpstreamBody } from '../shared/upstream.js';
@@ -350,17 +349,8 @@ export function outlierDetection(record: OutlierRecorder): Layer {
 
 /** `mesh_upstream_requests_total` per attempt, and the endpoint's active count for least_request. */
 export function attemptMetrics(metrics: MeshMetrics): Layer {
-  // Series by service, then by result (a status class, or a failure kind): a bounded set, looked
-  // up in maps of constant strings so that nothing is built per attempt.
-  const byService = new Map<string, Map<string, CounterSeries>>();
-  const count = (service: string, result: string) => {
-    let byResult = byService.get(service);
-    if (byResult === undefined) byService.set(service, (byResult = new Map<string, CounterSeries>()));
-    let series = byResult.get(result);
-    if (series === undefined)
-      byResult.set(result, (series = metrics.upstreamRequests.series({ service, result })));
-    series.inc();
-  };
+  const count = (service: string, result: string) =>
+    metrics.upstreamRequests.series({ service, result }).inc();
   return (next) => async (call) => {
     const endpoint = call.endpoint!;
     endpoint.active += 1;

@@ -4,8 +4,9 @@
  *
  * Why not prom-client's: `labels(...)` children of a prom-client 15 metric re-validate the labels,
  * build a labels object and hash it on every `inc()`/`observe()` — several microseconds and a
- * handful of short-lived objects per request, a few per cent of a proxied request's CPU. Here a
- * series is looked up once (`series(labels)`, cached by the caller for a bounded label set) and an
+ * handful of short-lived objects per request, a few per cent of a proxied request's CPU. Here
+ * `series(labels)` walks one map per label (label values on the hot path are the same string
+ * objects request after request, so their hashes are cached and no key is built), and an
  * observation is an add and a bucket search.
  */
 import type { Registry } from 'prom-client';
@@ -33,7 +34,10 @@ abstract class HotMetric<L extends string, S> {
   readonly labelNames: readonly L[];
   readonly aggregator = 'sum';
   abstract readonly type: 'counter' | 'histogram';
-  protected readonly children = new Map<string, { labels: Labels<L>; series: S }>();
+  /** Every series with its labels, in creation order (what a scrape reads). */
+  protected readonly children: { labels: Labels<L>; series: S }[] = [];
+  /** Label value → … → series, one level per label name. */
+  private lookup = new Map<string, unknown>();
 
   constructor(options: HotMetricOptions<L>) {
     this.name = options.name;
@@ -44,19 +48,29 @@ abstract class HotMetric<L extends string, S> {
     }
   }
 
-  /** The series of these labels, made on first use. Callers keep it: the lookup is the slow part. */
+  /** The series of these labels, made on first use. */
   series(labels: Labels<L>): S {
-    const key = this.labelNames.map((name) => labels[name]).join('\u0000');
-    let child = this.children.get(key);
-    if (child === undefined) {
-      child = { labels: { ...labels }, series: this.newSeries() };
-      this.children.set(key, child);
+    const names = this.labelNames;
+    let level = this.lookup;
+    for (let i = 0; i < names.length - 1; i += 1) {
+      const value = labels[names[i]];
+      let next = level.get(value) as Map<string, unknown> | undefined;
+      if (next === undefined) level.set(value, (next = new Map<string, unknown>()));
+      level = next;
     }
-    return child.series;
+    const last = labels[names[names.length - 1]];
+    let series = level.get(last) as S | undefined;
+    if (series === undefined) {
+      series = this.newSeries();
+      level.set(last, series);
+      this.children.push({ labels: { ...labels }, series });
+    }
+    return series;
   }
 
   reset(): void {
-    this.children.clear();
+    this.children.length = 0;
+    this.lookup = new Map();
   }
 
   async get(): Promise<{
@@ -94,7 +108,7 @@ export class HotCounter<L extends string> extends HotMetric<L, CounterSeries> {
   }
 
   protected values(): MetricValue[] {
-    return [...this.children.values()].map(({ labels, series }) => ({ labels, value: series.value }));
+    return this.children.map(({ labels, series }) => ({ labels, value: series.value }));
   }
 }
 
@@ -138,7 +152,7 @@ export class HotHistogram<L extends string> extends HotMetric<L, HistogramSeries
   protected values(): MetricValue[] {
     const values: MetricValue[] = [];
     const bucketName = `${this.name}_bucket`;
-    for (const { labels, series } of this.children.values()) {
+    for (const { labels, series } of this.children) {
       const shared = labels as Record<string, string>;
       let cumulative = 0;
       this.buckets.forEach((bound, i) => {

@@ -7,7 +7,6 @@ import type { Logger } from 'pino';
 import type { ListenerStatus } from './component.js';
 import type { MeshError } from './errors.js';
 import { PROBLEM_CONTENT_TYPE, toMeshError } from './errors.js';
-import type { CounterSeries, HistogramSeries } from './hot-metrics.js';
 import type { MeshMetrics } from './metrics.js';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -30,11 +29,6 @@ export interface HttpListenerOptions {
   readonly logger: Logger;
   /** Access lines are written at `info` unless this says otherwise (admin probes log at `debug`). */
   readonly accessLogLevel?: 'info' | 'debug';
-}
-
-interface RequestSeries {
-  readonly requests: CounterSeries;
-  readonly duration: HistogramSeries;
 }
 
 /** What a handler tells the listener about a request, for metrics and the access log. */
@@ -157,7 +151,6 @@ export class HttpListener {
   private drainPromise: Promise<void> | undefined;
   private idleWaiters: (() => void)[] = [];
   private boundAddress: AddressInfo | undefined;
-  private readonly series = new Map<string, Map<string, Map<number, RequestSeries>>>();
 
   constructor(options: HttpListenerOptions) {
     this.name = options.name;
@@ -297,9 +290,9 @@ export class HttpListener {
     const status = res.writableFinished ? res.statusCode : 0;
     const method = req.method ?? 'UNKNOWN';
     const route = notes.route ?? 'other';
-    const series = this.seriesFor(method, route, status);
-    series.requests.inc();
-    series.duration.observe(seconds);
+    const labels = { listener: this.name, method, route, status: String(status) };
+    this.options.metrics.httpServerRequests.series(labels).inc();
+    this.options.metrics.httpServerDuration.series(labels).observe(seconds);
     const level = this.options.accessLogLevel ?? 'info';
     // Built only when written: on the hot path at level warn this costs one comparison.
     if (!this.options.logger.isLevelEnabled(level)) return;
@@ -318,28 +311,5 @@ export class HttpListener {
       },
       'access',
     );
-  }
-
-  /**
-   * The counter and histogram series of one (method, route, status), looked up once. Bounded, since
-   * routes are templates. Nested maps, not one map keyed by a joined string: method and route are
-   * the same string objects request after request, so their hashes are cached and nothing is built.
-   */
-  private seriesFor(method: string, route: string, status: number): RequestSeries {
-    let byRoute = this.series.get(method);
-    if (byRoute === undefined)
-      this.series.set(method, (byRoute = new Map<string, Map<number, RequestSeries>>()));
-    let byStatus = byRoute.get(route);
-    if (byStatus === undefined) byRoute.set(route, (byStatus = new Map<number, RequestSeries>()));
-    let series = byStatus.get(status);
-    if (series === undefined) {
-      const labels = { listener: this.name, method, route, status: String(status) };
-      series = {
-        requests: this.options.metrics.httpServerRequests.series(labels),
-        duration: this.options.metrics.httpServerDuration.series(labels),
-      };
-      byStatus.set(status, series);
-    }
-    return series;
   }
 }
