@@ -3,10 +3,10 @@ import { propagation, type Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { errors as undiciErrors, type Pool } from 'undici';
 import { MeshError } from '../../services/runtime/errors.js';
+import { REQUEST_ID_HEADER } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
 import { sendUpstream, type UpstreamResponse } from '../shared/upstream.js';
-import { REQUEST_ID_HEADER } from '../../services/runtime/http.js';
 import type { IngressContext } from './context.js';
 import { isJsonMediaType, responseValidator, toFieldErrors } from './openapi/compile.js';
 

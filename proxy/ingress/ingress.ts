@@ -253,15 +253,24 @@ export class IngressComponent implements Component {
     const ctx = startContext(req, res);
     // One snapshot per request: a reload in the middle of it does not mix old and new rules.
     const rules = this.rules;
+    const { traceContext, recordingSpan } = this.startSpan(ctx);
+    try {
+      await this.pipeline(ctx, rules, traceContext, recordingSpan);
+    } catch (err) {
+      this.reject(ctx, err);
+    }
+  }
+
+  /**
+   * The request's SERVER span, continued from the caller's trace. Tracing off: no span, the trace
+   * headers reach the app in the copied headers, and the access log takes the caller's trace id.
+   */
+  private startSpan(ctx: IngressContext): { traceContext?: Context; recordingSpan?: Span } {
+    const { req, res } = ctx;
     const tracer = this.options.tracer;
     if (tracer === undefined) {
       annotateResponse(res, { route: ctx.route, traceId: traceIdOf(req.headers.traceparent) });
-      try {
-        await this.pipeline(ctx, rules, undefined, undefined);
-      } catch (err) {
-        this.reject(ctx, err);
-      }
-      return;
+      return {};
     }
     const parent = propagation.extract(context.active(), req.headers);
     const span = tracer.startSpan(`${ctx.method} ingress`, { kind: SpanKind.SERVER }, parent);
@@ -276,12 +285,7 @@ export class IngressComponent implements Component {
         span.end();
       });
     }
-
-    try {
-      await this.pipeline(ctx, rules, trace.setSpan(parent, span), recording ? span : undefined);
-    } catch (err) {
-      this.reject(ctx, err);
-    }
+    return { traceContext: trace.setSpan(parent, span), recordingSpan: recording ? span : undefined };
   }
 
   /** The steps after the span: each may refuse the request by throwing a MeshError. */
