@@ -38,4 +38,4 @@ EXPOSE 15000 15001 15002 15006
 HEALTHCHECK --interval=10s --timeout=2s --start-period=10s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:15000/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Node flags: services/sidecar/node-flags.ts says why (a test keeps the two the same).
-ENTRYPOINT ["node", "--max-semi-space-size=32", "/app/dist/services/sidecar/bin.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=32", "--no-allocation-site-pretenuring", "/app/dist/services/sidecar/bin.js"]
