@@ -91,10 +91,10 @@ function sleep(ms: number, signal: CallSignal): Promise<void> {
       reject(signal.reason instanceof Error ? signal.reason : new Error('call aborted'));
     };
     const timer = setTimeout(() => {
-      signal.removeListener('abort', onAbort);
+      signal.offAbort(onAbort);
       resolve();
     }, ms);
-    signal.once('abort', onAbort);
+    signal.onAbort(onAbort);
   });
 }
 

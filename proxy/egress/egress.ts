@@ -208,7 +208,7 @@ export class EgressComponent implements Component {
     // the upstream body.
     const gone = new CallSignal();
     let upstreamBody: UpstreamBody | undefined;
-    res.once('close', () => {
+    res.on('close', () => {
       const finished = res.writableFinished;
       if (recording) {
         span.setAttribute('http.response.status_code', res.statusCode);

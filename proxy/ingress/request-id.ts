@@ -12,7 +12,7 @@ export function startContext(req: IncomingMessage, res: ServerResponse): Ingress
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const gone = new CallSignal();
-  res.once('close', () => {
+  res.on('close', () => {
     if (!res.writableFinished)
       gone.abort(new Error('the client closed the connection before the response ended'));
   });

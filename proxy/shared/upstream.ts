@@ -77,7 +77,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
       else this.controller.abort(err);
     };
     if (signal.aborted) queueMicrotask(this.onAbort);
-    else signal.once('abort', this.onAbort);
+    else signal.onAbort(this.onAbort);
   }
 
   /** True once the body has ended, failed, or been discarded. */
@@ -186,7 +186,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.onAbort !== undefined) this.signal!.removeListener('abort', this.onAbort);
+    if (this.onAbort !== undefined) this.signal!.offAbort(this.onAbort);
     const callbacks = this.doneCallbacks;
     this.doneCallbacks = undefined;
     if (callbacks !== undefined) for (const callback of callbacks) callback();

@@ -257,7 +257,8 @@ export class HttpListener {
     this.inFlight += 1;
     if (this.draining) res.setHeader('connection', 'close');
     // One listener: a response emits `close` after `finish`, and alone when the connection is cut.
-    res.once('close', () => {
+    // `on`, not `once`: 'close' comes once, and `once` wraps and then removes every listener.
+    res.on('close', () => {
       this.inFlight -= 1;
       this.observe(req, res, started, remote);
       if (this.draining) {
