@@ -269,11 +269,18 @@ describe('admin status page in a browser (sidecar process, real broker)', functi
           components: { bridge?: { kafkaConnected: boolean; pullConsumers: Record<string, unknown>[] } };
         };
         const found = status.components.bridge?.pullConsumers.find((c) => c.name === 'c1');
-        return found && (found.partitions as unknown[]).length === 1 ? { status, found } : undefined;
+        // The bridge's producer connects in the background: the consumer may get its partition first.
+        const connected = status.components.bridge?.kafkaConnected === true;
+        return connected && found && (found.partitions as unknown[]).length === 1
+          ? { status, found }
+          : undefined;
       },
-      { timeoutMs: 30_000, intervalMs: 250, what: 'the pull consumer with its partition in GET /status' },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+        what: 'Kafka connected and the pull consumer with its partition in GET /status',
+      },
     );
-    assert.equal(consumer.status.components.bridge?.kafkaConnected, true);
     assert.equal(consumer.found.group, group);
     assert.equal(consumer.found.format, 'json');
     assert.equal(consumer.found.mode, 'subscribe');

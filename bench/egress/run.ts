@@ -1,7 +1,8 @@
 /**
  * Egress benchmark: a client calling the demo backend directly, through haproxy from Debian as the
- * reference proxy, and through the sidecar's egress listener (the real process built into `dist/`),
- * all in one run on this machine.
+ * reference proxy, through a bare node:http + undici forwarder (bench/bare-forwarder.ts: the floor of
+ * a Node.js proxy on this machine) and through the sidecar's egress listener (the real process built
+ * into `dist/`), all in one run.
  *
  *   npm run build && npx tsx bench/egress/run.ts [--duration 10] [--rate 1000] [--connections 50] [--rounds 3]
  *   npx tsx bench/egress/run.ts --profile [--duration 10]   # CPU profile of the sidecar at peak load
@@ -27,7 +28,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from '../../scripts/lib/ports.js';
 import { waitUntilOk } from '../lib.js';
-import { measureInterleaved, peak, printTable, type Target } from '../proxy-bench.js';
+import {
+  BARE_FORWARDER,
+  measureInterleaved,
+  peak,
+  printTable,
+  startBareForwarder,
+  type Target,
+} from '../proxy-bench.js';
 import { SIDECAR_NODE_FLAGS } from '../../services/sidecar/node-flags.js';
 
 const { values } = parseArgs({
@@ -197,6 +205,8 @@ try {
   } else {
     const haproxy = await startHaproxy(dir, backendPort);
     children.push(haproxy.proc);
+    const bare = await startBareForwarder(backend.url);
+    children.push(bare.proc);
     const plain = await startSidecar(dir, 'plain', { endpoints: [backend.url] });
     sidecars.push(plain);
     // A 90/10 split over two groups (both on the same backend): what the weighted choice costs.
@@ -212,6 +222,7 @@ try {
     const targets: Target[] = [
       ['direct (demo backend)', `${backend.url}/hello`, backend.proc.pid!],
       ['haproxy 2.6 (1 thread, keep-alive upstream)', `${haproxy.url}/hello`, haproxy.proc.pid!],
+      [BARE_FORWARDER, `${bare.url}/hello`, bare.proc.pid!],
       ['sidecar egress (default policies)', `${plain.url}/hello`, plain.proc.pid!],
       ['sidecar egress, 90/10 split', `${split.url}/hello`, split.proc.pid!],
     ];

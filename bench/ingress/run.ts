@@ -1,7 +1,8 @@
 /**
  * Ingress benchmark: the demo backend called directly, through the sidecar's ingress (forward only,
- * and with OpenAPI validation plus a rate-limit rule that never trips), and through nginx from
- * Debian as a reference proxy, all in one run on this machine.
+ * and with OpenAPI validation plus a rate-limit rule that never trips), through nginx from Debian as
+ * a reference proxy, and through a bare node:http + undici forwarder (bench/bare-forwarder.ts: the
+ * floor of a Node.js proxy on this machine), all in one run.
  *
  *   npx tsx bench/ingress/run.ts [--duration 10] [--rate 1000] [--connections 50] [--rounds 3]
  *     [--baseline-ref <git ref>]
@@ -26,7 +27,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startSidecarProcess, type SidecarProcess } from '../../integration/helpers/sidecar-process.js';
-import { measureInterleaved, printTable, type Target } from '../proxy-bench.js';
+import {
+  BARE_FORWARDER,
+  measureInterleaved,
+  printTable,
+  startBareForwarder,
+  type Target,
+} from '../proxy-bench.js';
 import { SIDECAR_NODE_FLAGS } from '../../services/sidecar/node-flags.js';
 
 const { values } = parseArgs({
@@ -128,6 +135,8 @@ try {
   const backendPort = Number(new URL(backendUrl).port);
   const nginx = await startNginx(dir, backendPort);
   children.push(nginx.proc);
+  const bare = await startBareForwarder(backendUrl);
+  children.push(bare.proc);
   const sidecarConfig = (ingress: Record<string, unknown>) => ({
     admin: { host: '127.0.0.1', port: 0 },
     ingress: { host: '127.0.0.1', port: 0, target: backendUrl, ...ingress },
@@ -183,6 +192,7 @@ try {
   const targets: Target[] = [
     ['direct (demo backend)', `${backendUrl}/hello`, backend.proc.pid!],
     ['nginx 1.22 (1 worker, keep-alive upstream)', `${nginx.url}/hello`, nginx.proc.pid!],
+    [BARE_FORWARDER, `${bare.url}/hello`, bare.proc.pid!],
     ['sidecar ingress, forward only', `${plain.urls.ingress}/hello`, plain.proc.pid!],
     [
       'sidecar ingress, OpenAPI strict + rate limit',

@@ -97,12 +97,21 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
       return;
     }
     let full = false;
-    if (this.held !== undefined) {
-      for (const chunk of this.held) {
-        tap?.(chunk);
-        full = !res.write(chunk);
+    const held = this.held;
+    this.held = undefined;
+    if (held !== undefined) {
+      // A body already complete (the usual small response) leaves in `end(lastChunk)`: node:http
+      // then writes head and body at once, without the cork/uncork tick of a separate `write`.
+      const written = this.ended ? held.length - 1 : held.length;
+      for (let i = 0; i < written; i += 1) {
+        tap?.(held[i]);
+        full = !res.write(held[i]);
       }
-      this.held = undefined;
+      if (this.ended) {
+        tap?.(held[written]);
+        res.end(held[written]);
+        return;
+      }
     }
     if (this.ended) res.end();
     else if (full) res.once('drain', this.onDrain);
