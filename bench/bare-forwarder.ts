@@ -19,6 +19,7 @@ const pool = new Pool(origin, { connections: 128, keepAliveTimeout: 30_000 });
 
 const server = createServer((req, res) => {
   const handler: Dispatcher.DispatchHandler = {
+    onRequestStart() {},
     onResponseStart(_controller, statusCode, headers) {
       res.writeHead(statusCode, withoutHopByHop(headers));
     },
