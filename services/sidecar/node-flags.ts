@@ -18,7 +18,10 @@
  * in turn, and the garbage feeds itself. Measured at 1,000 req/s open loop (`node --trace-gc`,
  * 10,000 requests): the egress scavenge paused 4.7–10 ms with 2.3 MB promoted per scavenge; with
  * this flag 1.6 ms and 0.45 MB (ingress: 5.7 → 1.5 ms, 2.25 → 0.02 MB). A bare node:http + undici
- * forwarder, which V8 never pretenures, pauses ~0.8 ms.
+ * forwarder, which V8 never pretenures, pauses ~0.8 ms. The price: the push bridge's batch path
+ * may lose ~5 % of its records/s (bench/RESULTS.md, Push subscriptions), where long-lived fetched
+ * batches were pretenured to good effect; a larger minimum young generation instead of this flag
+ * did not shorten the proxies' pauses.
  */
 export const SIDECAR_NODE_FLAGS: readonly string[] = [
   '--max-semi-space-size=32',
