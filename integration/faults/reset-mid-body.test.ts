@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
-import { CleanupStack } from '../helpers/wait.js';
+import { CleanupStack, waitFor } from '../helpers/wait.js';
 
 const FULL = 'x'.repeat(64 * 1024);
 
@@ -123,6 +123,18 @@ describe('fault: reset mid-body', function () {
     // What records it: the access log line of each cut response says `aborted: true` (no metric does).
     const access = (listener: string, url: string) =>
       sidecar.logs.filter((line) => line.msg === 'access' && line.listener === listener && line.url === url);
+    // An access line is written when the response closes and reaches this process through the
+    // sidecar's stdout: it may trail the response the client already has.
+    await waitFor(
+      () =>
+        ['egress', 'ingress'].every(
+          (listener) =>
+            access(listener, '/whole').length >= 2 &&
+            access(listener, '/cut-length').length >= 1 &&
+            access(listener, '/cut-chunked').length >= 1,
+        ),
+      { timeoutMs: 10_000, what: 'the access line of every request' },
+    );
     const abortedLines: string[] = [];
     for (const listener of ['egress', 'ingress']) {
       for (const url of ['/cut-length', '/cut-chunked']) {
