@@ -178,21 +178,27 @@ export class KafkaTestContext {
     const admin = await this.admin();
     // Tracked before the request: a create that times out client-side may still happen.
     this.createdTopics.add(name);
-    const created = await admin.createTopics({
-      topics: [{ topic: name, numPartitions: partitions, replicationFactor: 1, configEntries }],
-      waitForLeaders: false,
-    });
+    let created: boolean;
+    try {
+      created = await admin.createTopics({
+        topics: [{ topic: name, numPartitions: partitions, replicationFactor: 1, configEntries }],
+        waitForLeaders: true,
+      });
+    } catch (err) {
+      // kafkajs's wait for leaders retries only LEADER_NOT_AVAILABLE; a KRaft broker may answer
+      // UNKNOWN_TOPIC_OR_PARTITION for a moment after the create (it failed a CI run): wait here.
+      if ((err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
+      await waitFor(
+        async () => {
+          const { topics } = await admin.fetchTopicMetadata({ topics: [name] });
+          const found = topics[0]?.partitions ?? [];
+          return found.length === partitions && found.every((partition) => partition.leader >= 0);
+        },
+        { timeoutMs: 30_000, intervalMs: 50, what: `a leader for every partition of topic ${name}` },
+      );
+      created = true;
+    }
     if (!created) throw new Error(`topic ${name} already exists; use uniqueName() for test topics`);
-    // Not kafkajs's `waitForLeaders`: it retries only LEADER_NOT_AVAILABLE, and a KRaft broker may
-    // answer UNKNOWN_TOPIC_OR_PARTITION for a moment after the create (it failed a CI run).
-    await waitFor(
-      async () => {
-        const { topics } = await admin.fetchTopicMetadata({ topics: [name] });
-        const found = topics[0]?.partitions ?? [];
-        return found.length === partitions && found.every((partition) => partition.leader >= 0);
-      },
-      { timeoutMs: 30_000, intervalMs: 50, what: `a leader for every partition of topic ${name}` },
-    );
     return name;
   }
 
