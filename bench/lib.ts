@@ -270,3 +270,26 @@ export async function startBridgeSidecar(options: {
     },
   };
 }
+
+/**
+ * Spawns `command` in the repository root and resolves once its output (stdout or stderr) matches
+ * `ready`, with the matched text; rejects if it exits first.
+ */
+export function startProcess(
+  command: string,
+  args: string[],
+  ready: RegExp,
+): Promise<{ proc: ChildProcess; line: string }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = ready.exec(out);
+      if (match) resolve({ proc, line: match[0] });
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.once('exit', (code) => reject(new Error(`${command} exited ${code}: ${out}`)));
+  });
+}

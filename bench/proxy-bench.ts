@@ -4,11 +4,11 @@
  * interleaved over rounds with the median of each figure, printed as one table against a reference
  * proxy (nginx, haproxy) measured in the same run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { SIDECAR_NODE_FLAGS } from '../services/sidecar/node-flags.js';
-import { cpuTimeMs, openLoop, percentile } from './lib.js';
+import { cpuTimeMs, openLoop, percentile, startProcess } from './lib.js';
 
 /** The part of autocannon's API used here (it ships no types). */
 interface AutocannonResult {
@@ -54,20 +54,14 @@ export const BARE_FORWARDER = 'bare node:http + undici forwarder (runtime floor)
  * Starts bench/bare-forwarder.ts in front of `origin`, with the sidecar's Node flags: the floor a
  * Node.js proxy can reach on this machine, measured in the same run as the sidecar.
  */
-export function startBareForwarder(origin: string): Promise<{ url: string; proc: ChildProcess }> {
+export async function startBareForwarder(origin: string): Promise<{ url: string; proc: ChildProcess }> {
   const script = fileURLToPath(new URL('./bare-forwarder.ts', import.meta.url));
-  const proc = spawn(process.execPath, [...SIDECAR_NODE_FLAGS, '--import', 'tsx', script, origin], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
-      if (url !== undefined) resolve({ url, proc });
-    });
-    proc.once('exit', (code) => reject(new Error(`bare forwarder exited ${code}: ${out}`)));
-  });
+  const { proc, line } = await startProcess(
+    process.execPath,
+    [...SIDECAR_NODE_FLAGS, '--import', 'tsx', script, origin],
+    /listening on (http:\/\/\S+)/,
+  );
+  return { url: line.slice('listening on '.length), proc };
 }
 
 /** Peak throughput: one closed-loop autocannon run. */

@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startSidecarProcess, type SidecarProcess } from '../../integration/helpers/sidecar-process.js';
+import { startProcess } from '../lib.js';
 import {
   BARE_FORWARDER,
   measureInterleaved,
@@ -53,25 +54,6 @@ const connections = Number(values.connections);
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 const bench = { duration, rate, connections };
-
-function startProcess(
-  command: string,
-  args: string[],
-  ready: RegExp,
-): Promise<{ proc: ChildProcess; line: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = ready.exec(out);
-      if (match) resolve({ proc, line: match[0] });
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.once('exit', (code) => reject(new Error(`${command} exited ${code}: ${out}`)));
-  });
-}
 
 async function startNginx(dir: string, backendPort: number): Promise<{ url: string; proc: ChildProcess }> {
   const port = 20000 + Math.floor(Math.random() * 20000);
