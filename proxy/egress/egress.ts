@@ -296,10 +296,9 @@ export class EgressComponent implements Component {
   private async readBody(req: IncomingMessage): Promise<Buffer | Readable | null> {
     const framed =
       req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    if (!framed) {
-      req.resume();
-      return null;
-    }
+    // No body: nothing to read. node:http dumps the (empty) request once the response finishes;
+    // resuming it here ran a chain of some ten nextTicks per call (resume, end, auto-destroy).
+    if (!framed) return null;
     const chunks: Buffer[] = [];
     let size = 0;
     const iterator = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
