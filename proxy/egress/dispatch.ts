@@ -111,30 +111,34 @@ function isCallFailure(err: unknown): boolean {
  * circuit is open or a concurrency limit is reached, and feeds it each call's outcome.
  */
 export function circuitBreaker(breaker: CircuitBreaker, pendingRequests: () => number): Layer {
-  return (next) => async (call) => {
+  const release = () => breaker.release();
+  return (next) => (call) => {
     const admission = breaker.admit(pendingRequests);
     if (!admission.admitted) {
-      throw new MeshError('MESH_CIRCUIT_OPEN', `service ${call.service}: ${admission.reason}`, {
-        headers: { 'x-mesh-error': 'circuit-open', 'retry-after': '1' },
-      });
+      return Promise.reject(
+        new MeshError('MESH_CIRCUIT_OPEN', `service ${call.service}: ${admission.reason}`, {
+          headers: { 'x-mesh-error': 'circuit-open', 'retry-after': '1' },
+        }),
+      );
     }
-    let answer: Answer;
-    try {
-      answer = await next(call);
-    } catch (err) {
-      breaker.record(admission, isCallFailure(err) ? 'failure' : 'neutral');
-      breaker.release();
-      throw err;
-    }
-    breaker.record(admission, answer.statusCode >= 500 ? 'failure' : 'success');
-    answer.body.whenDone(() => breaker.release());
-    return answer;
+    return next(call).then(
+      (answer) => {
+        breaker.record(admission, answer.statusCode >= 500 ? 'failure' : 'success');
+        answer.body.whenDone(release);
+        return answer;
+      },
+      (err: unknown) => {
+        breaker.record(admission, isCallFailure(err) ? 'failure' : 'neutral');
+        breaker.release();
+        throw err;
+      },
+    );
   };
 }
 
 /** Overall time of the call, retries and the response body included: then 504 `timeout`. */
 export function overallTimeout(timeoutMs: number): Layer {
-  return (next) => async (call) => {
+  return (next) => (call) => {
     const signal = new CallSignal(call.signal);
     const timer = setTimeout(() => {
       signal.abort(
@@ -147,14 +151,16 @@ export function overallTimeout(timeoutMs: number): Layer {
       clearTimeout(timer);
       signal.unlink();
     };
-    try {
-      const answer = await next({ ...call, signal });
-      answer.body.whenDone(done);
-      return answer;
-    } catch (err) {
-      done();
-      throw signal.aborted && signal.reason instanceof MeshError ? signal.reason : err;
-    }
+    return next({ ...call, signal }).then(
+      (answer) => {
+        answer.body.whenDone(done);
+        return answer;
+      },
+      (err: unknown) => {
+        done();
+        throw signal.aborted && signal.reason instanceof MeshError ? signal.reason : err;
+      },
+    );
   };
 }
 
@@ -200,7 +206,6 @@ export function retry(options: RetryLayerOptions): Layer {
   return (next) => async (call) => {
     budget?.recordRequest();
     const resendable = call.body === null || Buffer.isBuffer(call.body);
-    const safe = isSafeToResend(call.method, call.headers);
     let wait = 0;
     for (let attempt = 1; ; attempt += 1) {
       let answer: Answer | undefined;
@@ -218,7 +223,7 @@ export function retry(options: RetryLayerOptions): Layer {
         attempt < policy.attempts &&
         matchesRetryOn(policy, outcome) &&
         resendable &&
-        (safe || !reachedUpstream(outcome)) &&
+        (!reachedUpstream(outcome) || isSafeToResend(call.method, call.headers)) &&
         !call.signal.aborted;
       if (wanted && budget !== undefined && !budget.tryWithdraw()) {
         exhausted(call.service).inc();
@@ -333,17 +338,19 @@ export type OutlierRecorder = (endpoint: Endpoint, outcome: OutlierOutcome) => v
 
 /** Tells outlier detection (of the endpoint's group) how each attempt on an endpoint went. */
 export function outlierDetection(record: OutlierRecorder): Layer {
-  return (next) => async (call) => {
+  return (next) => (call) => {
     const endpoint = call.endpoint!;
-    try {
-      const answer = await next(call);
-      record(endpoint, answer.statusCode >= 500 ? 'failure' : 'success');
-      return answer;
-    } catch (err) {
-      const connectFailure = err instanceof AttemptFailure && err.kind === 'connect-failure';
-      record(endpoint, connectFailure ? 'failure' : 'neutral');
-      throw err;
-    }
+    return next(call).then(
+      (answer) => {
+        record(endpoint, answer.statusCode >= 500 ? 'failure' : 'success');
+        return answer;
+      },
+      (err: unknown) => {
+        const connectFailure = err instanceof AttemptFailure && err.kind === 'connect-failure';
+        record(endpoint, connectFailure ? 'failure' : 'neutral');
+        throw err;
+      },
+    );
   };
 }
 
@@ -351,19 +358,21 @@ export function outlierDetection(record: OutlierRecorder): Layer {
 export function attemptMetrics(metrics: MeshMetrics): Layer {
   const count = (service: string, result: string) =>
     metrics.upstreamRequests.series({ service, result }).inc();
-  return (next) => async (call) => {
+  return (next) => (call) => {
     const endpoint = call.endpoint!;
     endpoint.active += 1;
-    try {
-      const answer = await next(call);
-      count(call.service, statusClass(answer.statusCode));
-      answer.body.whenDone(() => (endpoint.active -= 1));
-      return answer;
-    } catch (err) {
-      endpoint.active -= 1;
-      if (err instanceof AttemptFailure) count(call.service, err.kind);
-      throw err;
-    }
+    return next(call).then(
+      (answer) => {
+        count(call.service, statusClass(answer.statusCode));
+        answer.body.whenDone(() => (endpoint.active -= 1));
+        return answer;
+      },
+      (err: unknown) => {
+        endpoint.active -= 1;
+        if (err instanceof AttemptFailure) count(call.service, err.kind);
+        throw err;
+      },
+    );
   };
 }
 
@@ -388,18 +397,25 @@ function labelCache<T>(make: (key: string) => T): (key: string) => T {
 }
 
 /** The bottom of the chain: one request on the endpoint's keep-alive pool. */
-export const transport: Send = async (call) => {
+export const transport: Send = (call) => {
   const endpoint = call.endpoint!;
-  try {
-    const response = await sendUpstream(
-      endpoint.pool,
-      { path: call.path, method: call.method, headers: call.headers, body: call.body },
-      call.signal,
-    );
-    return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
-  } catch (err) {
-    if (call.signal.aborted) throw call.signal.reason instanceof Error ? call.signal.reason : err;
-    const kind = classifyError(err);
-    throw new AttemptFailure(kind, `${endpoint.origin}: ${(err as Error).message}`, endpoint, { cause: err });
-  }
+  return sendUpstream(
+    endpoint.pool,
+    { path: call.path, method: call.method, headers: call.headers, body: call.body },
+    call.signal,
+  ).then(
+    (response) => ({
+      statusCode: response.statusCode,
+      headers: response.headers,
+      body: response.body,
+      endpoint,
+    }),
+    (err: unknown) => {
+      if (call.signal.aborted) throw call.signal.reason instanceof Error ? call.signal.reason : err;
+      const kind = classifyError(err);
+      throw new AttemptFailure(kind, `${endpoint.origin}: ${(err as Error).message}`, endpoint, {
+        cause: err,
+      });
+    },
+  );
 };
