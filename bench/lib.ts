@@ -210,6 +210,18 @@ export function cpuTimeMs(pid: number): number {
   return of(pid) + children.reduce((sum, child) => sum + of(child), 0);
 }
 
+/**
+ * The hypervisor's steal time so far (ms, all CPUs together) from /proc/stat: time this VM's vCPUs
+ * wanted to run while the host ran something else. A process on a stolen vCPU stops for a scheduler
+ * slice of the host (milliseconds), which is what a proxy's p99 at a modest rate is made of on a
+ * shared machine. 0 where the kernel does not report it.
+ */
+export function stealTimeMs(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/);
+  // cpu user nice system idle iowait irq softirq steal …, in USER_HZ (100) ticks
+  return Number(fields[8] ?? 0) * 10;
+}
+
 export interface BridgeSidecar {
   readonly proc: ChildProcess;
   readonly bridgeUrl: string;

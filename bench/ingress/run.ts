@@ -66,6 +66,9 @@ error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  # nginx closes a client connection after 1,000 requests by default; Node's server (the sidecar, the
+  # bare forwarder) never does, and the benchmark's clients count a request cut by such a close as an error.
+  keepalive_requests 1000000;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   upstream app { server 127.0.0.1:${backendPort}; keepalive 128; }
