@@ -8,9 +8,9 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { SIDECAR_NODE_FLAGS } from '../services/sidecar/node-flags.js';
-import { availableParallelism } from 'node:os';
 import { cpuTimeMs, openLoop, percentile, startProcess, stealTimeMs } from './lib.js';
 
 /** The part of autocannon's API used here (it ships no types). */
