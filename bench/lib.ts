@@ -183,17 +183,19 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
   return { latenciesMs: latencies, sent, errors, connections: opened };
 }
 
+/** Milliseconds per clock tick of /proc (USER_HZ is 100 on Linux). */
+const MS_PER_TICK = 10;
+
 /**
  * CPU time (user + system, ms) of a process and of its direct children (nginx's worker) so far,
  * from /proc: divided by the requests served in between, the cost per request, which the other
  * load on a shared machine disturbs far less than latency or throughput.
  */
 export function cpuTimeMs(pid: number): number {
-  const ticksToMs = 10; // USER_HZ is 100 on Linux
   const of = (id: number) => {
     try {
       const fields = readFileSync(`/proc/${id}/stat`, 'utf8').split(') ')[1].split(' ');
-      return (Number(fields[11]) + Number(fields[12])) * ticksToMs;
+      return (Number(fields[11]) + Number(fields[12])) * MS_PER_TICK;
     } catch {
       return 0;
     }
@@ -218,8 +220,8 @@ export function cpuTimeMs(pid: number): number {
  */
 export function stealTimeMs(): number {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/);
-  // cpu user nice system idle iowait irq softirq steal …, in USER_HZ (100) ticks
-  return Number(fields[8] ?? 0) * 10;
+  // cpu user nice system idle iowait irq softirq steal …, in clock ticks
+  return Number(fields[8] ?? 0) * MS_PER_TICK;
 }
 
 export interface BridgeSidecar {
