@@ -48,6 +48,8 @@ export interface Call {
   readonly tried: Set<Endpoint>;
   /** Set by the endpoint layer. */
   readonly endpoint?: Endpoint | undefined;
+  /** The protocol an upgrade request asks for (proxy/shared/tunnel.ts); undefined otherwise. */
+  readonly upgrade?: string | undefined;
 }
 
 export interface Answer {
@@ -401,7 +403,13 @@ export const transport: Send = (call) => {
   const endpoint = call.endpoint!;
   return sendUpstream(
     endpoint.pool,
-    { path: call.path, method: call.method, headers: call.headers, body: call.body },
+    {
+      path: call.path,
+      method: call.method,
+      headers: call.headers,
+      body: call.body,
+      upgrade: call.upgrade ?? null,
+    },
     call.signal,
   ).then(
     (response) => ({

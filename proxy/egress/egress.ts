@@ -30,6 +30,7 @@ import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
 import type { Resolve } from './discovery.js';
 import { CallSignal } from '../shared/signal.js';
+import { joinUpgraded, upgradeOf } from '../shared/tunnel.js';
 import type { UpstreamBody } from '../shared/upstream.js';
 import { AttemptFailure } from './dispatch.js';
 import {
@@ -106,6 +107,7 @@ export class EgressComponent implements Component {
       port: config.port,
       tls: config.tls,
       handler: (req, res) => void this.handle(req, res),
+      acceptUpgrades: true,
       metrics,
       logger,
     });
@@ -267,7 +269,13 @@ export class EgressComponent implements Component {
         attempt: 1,
         backoffMs: 0,
         tried: new Set(),
+        upgrade: upgradeOf(req),
       });
+      const upgraded = answer.body.upgraded;
+      if (upgraded !== undefined && !res.destroyed) {
+        joinUpgraded(res, answer.headers, upgraded, { [REQUEST_ID_HEADER]: requestId });
+        return;
+      }
       const responseHeaders = withoutHopByHop(answer.headers);
       responseHeaders[REQUEST_ID_HEADER] ??= requestId;
       res.writeHead(answer.statusCode, responseHeaders);

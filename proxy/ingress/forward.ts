@@ -6,6 +6,7 @@ import { MeshError } from '../../services/runtime/errors.js';
 import { REQUEST_ID_HEADER } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
+import { joinUpgraded, upgradeOf } from '../shared/tunnel.js';
 import { sendUpstream, type UpstreamResponse } from '../shared/upstream.js';
 import type { IngressContext } from './context.js';
 import { isJsonMediaType, responseValidator, toFieldErrors } from './openapi/compile.js';
@@ -47,6 +48,7 @@ export async function forward(
 
   // The pool's headersTimeout/bodyTimeout (= ingress.timeoutMs) bound the app's answer, so no timer
   // per request. A client that goes away aborts the upstream request through `ctx.gone`.
+  const upgrade = upgradeOf(req);
   let upstream: UpstreamResponse;
   try {
     upstream = await sendUpstream(
@@ -56,6 +58,7 @@ export async function forward(
         method: ctx.method,
         headers: headers as Record<string, string>,
         body: ctx.body,
+        upgrade: upgrade ?? null,
       },
       ctx.gone,
     );
@@ -75,6 +78,11 @@ export async function forward(
       cause: err,
       headers: { 'x-mesh-error': 'upstream-reset' },
     });
+  }
+  const upgraded = upstream.body.upgraded;
+  if (upgraded !== undefined) {
+    joinUpgraded(res, upstream.headers, upgraded, { [REQUEST_ID_HEADER]: ctx.requestId });
+    return;
   }
   const responseHeaders = withoutHopByHop(upstream.headers);
   responseHeaders[REQUEST_ID_HEADER] ??= ctx.requestId;

@@ -108,6 +108,7 @@ export class IngressComponent implements Component {
       port: options.port,
       tls: options.tls,
       handler: (req, res) => void this.handle(req, res),
+      acceptUpgrades: true,
       metrics: options.metrics,
       logger: options.logger,
     });

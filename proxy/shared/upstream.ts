@@ -8,6 +8,7 @@
  * request — measured here at about a tenth of a small request's CPU, for nothing a proxy needs.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { CallSignal } from './signal.js';
 
@@ -60,6 +61,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
   private finished = false;
   private doneCallbacks: (() => void)[] | undefined;
   private readonly onDrain = () => this.controller?.resume();
+  private upgradedSocket: Duplex | undefined;
 
   constructor(
     resolve: (response: UpstreamResponse) => void,
@@ -78,6 +80,15 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
     };
     if (signal.aborted) queueMicrotask(this.onAbort);
     else signal.onAbort(this.onAbort);
+  }
+
+  /**
+   * The upstream's connection when it answered an upgrade request (`upgrade` in the dispatch
+   * options) with 101: there is no body, the connection now speaks the new protocol, and the
+   * caller owns it (proxy/shared/tunnel.ts).
+   */
+  get upgraded(): Duplex | undefined {
+    return this.upgradedSocket;
   }
 
   /** True once the body has ended, failed, or been discarded. */
@@ -118,9 +129,13 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
     else this.controller?.resume();
   }
 
-  /** Drops the body: aborts the upstream request if it is still running (its connection closes). */
+  /**
+   * Drops the body: aborts the upstream request if it is still running (its connection closes);
+   * closes an upgraded connection nobody took.
+   */
   discard(): void {
     this.held = undefined;
+    this.upgradedSocket?.destroy();
     if (this.finished) return;
     this.failure = new Error('the upstream response body was discarded');
     this.finish();
@@ -149,6 +164,22 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
     const resolve = this.resolveHeaders;
     this.resolveHeaders = this.rejectHeaders = undefined;
     resolve({ statusCode, headers, body: this });
+  }
+
+  /** 101 to an upgrade request: the call is complete (its timeouts end) and the socket changes hands. */
+  onRequestUpgrade(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    this.upgradedSocket = socket;
+    this.ended = true;
+    const resolve = this.resolveHeaders;
+    this.resolveHeaders = this.rejectHeaders = undefined;
+    this.finish();
+    if (resolve === undefined) socket.destroy();
+    else resolve({ statusCode, headers, body: this });
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ListenerStatus } from './component.js';
 import type { MeshError } from './errors.js';
@@ -29,6 +30,12 @@ export interface HttpListenerOptions {
   readonly logger: Logger;
   /** Access lines are written at `info` unless this says otherwise (admin probes log at `debug`). */
   readonly accessLogLevel?: 'info' | 'debug';
+  /**
+   * Hands requests with an `Upgrade` header (WebSocket, h2c) to `handler` like any other, with a
+   * response bound to their connection (see `onUpgrade`); without it node:http serves them as
+   * plain requests and the upgrade is never offered to anyone.
+   */
+  readonly acceptUpgrades?: boolean;
 }
 
 /** What a handler tells the listener about a request, for metrics and the access log. */
@@ -174,6 +181,11 @@ export class HttpListener {
       : http.createServer(limits, onRequest);
     // Longer than any usual client idle timeout, so the client closes first and never races a reuse.
     this.server.keepAliveTimeout = 65_000;
+    if (options.acceptUpgrades) {
+      this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+        this.onUpgrade(req, socket, head),
+      );
+    }
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
@@ -272,6 +284,28 @@ export class HttpListener {
       this.options.logger.error({ err, listener: this.name }, 'request handler threw');
       sendProblem(res, err);
     }
+  }
+
+  /**
+   * An upgrade request leaves node:http's request cycle with its raw connection. It goes through
+   * the same handler as any request, with a response object bound to that connection, so every
+   * step before forwarding (auth, limits, validation, refusals as problem+json) applies alike.
+   * Whoever answers 101 owns the connection from then on (a tunnel, proxy/shared/tunnel.ts); any
+   * other answer closes it. The request counts as in flight, for metrics and drain, until the
+   * connection closes.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // node:http took its own listeners off the socket: without one, a reset would throw.
+    socket.on('error', () => socket.destroy());
+    // Bytes the client sent after its request head belong to the upgraded protocol.
+    if (head.length > 0) socket.unshift(head);
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once('finish', () => {
+      if (res.statusCode !== 101) socket.end();
+    });
+    this.onRequest(req, res);
   }
 
   private resolveIdleWaiters(): void {

@@ -1,0 +1,260 @@
+/**
+ * Protocol upgrades (WebSocket) through the sidecar process's ingress and egress: the handshake
+ * passes with its headers, the two connections are joined both ways, an upstream's refusal comes
+ * back as a response, and the ingress's policies (JWT here) apply to an upgrade like to any request.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { request } from 'undici';
+import { startSidecarProcess, type SidecarProcess } from './helpers/sidecar-process.js';
+import { CleanupStack, waitFor } from './helpers/wait.js';
+
+const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const acceptOf = (key: string) =>
+  createHash('sha1')
+    .update(key + WEBSOCKET_GUID)
+    .digest('base64');
+
+/**
+ * A WebSocket-handshaking upstream that, once upgraded, echoes every byte upper-cased (so the
+ * answer provably came from it). Paths under /refuse answer 403 instead of switching.
+ */
+async function startUpgradeUpstream(cleanup: CleanupStack) {
+  const seen: IncomingHttpHeaders[] = [];
+  const sockets = new Set<Duplex>();
+  const server = http.createServer((_req, res) => res.writeHead(200).end('plain'));
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    seen.push(req.headers);
+    sockets.add(socket);
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => sockets.delete(socket));
+    if (req.url?.startsWith('/refuse')) {
+      socket.end(
+        'HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 7\r\nconnection: close\r\n\r\nno, sir',
+      );
+      return;
+    }
+    const key = String(req.headers['sec-websocket-key']);
+    socket.write(
+      'HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n' +
+        `sec-websocket-accept: ${acceptOf(key)}\r\nx-upstream: echo\r\n\r\n`,
+    );
+    const echo = (chunk: Buffer) => socket.write(chunk.toString('latin1').toUpperCase());
+    if (head.length > 0) echo(head);
+    socket.on('data', echo);
+    // As WebSocket servers do: the client's end of the stream ends it.
+    socket.once('end', () => socket.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanup.defer(
+    () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(resolve);
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, sockets };
+}
+
+interface Upgraded {
+  status: number;
+  headers: IncomingHttpHeaders;
+  socket?: Duplex;
+  body?: string;
+}
+
+/** Sends a WebSocket handshake; resolves with the 101 and its socket, or with the plain answer. */
+function handshake(
+  url: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<Upgraded & { key: string }> {
+  const key = randomBytes(16).toString('base64');
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}${path}`, {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-key': key,
+        'sec-websocket-version': '13',
+        ...headers,
+      },
+    });
+    req.on('upgrade', (res, socket, head) => {
+      if (head.length > 0) socket.unshift(head);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, socket, key });
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, key }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Writes `text` and reads until as many bytes came back. */
+function roundTrip(socket: Duplex, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (chunk: Buffer) => {
+      got += chunk.toString('latin1');
+      if (got.length >= text.length) {
+        socket.off('data', onData);
+        resolve(got);
+      }
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.write(text);
+  });
+}
+
+async function metricValue(adminUrl: string, name: string, labels: string): Promise<number> {
+  const text = await (await request(`${adminUrl}/metrics`)).body.text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+describe('protocol upgrades (WebSocket) through the sidecar process', function () {
+  this.timeout(60_000);
+  const cleanup = new CleanupStack();
+  afterEach(() => cleanup.run());
+
+  async function start(config: Record<string, unknown>): Promise<SidecarProcess> {
+    const sidecar = await startSidecarProcess({
+      admin: { host: '127.0.0.1', port: 0 },
+      shutdown: { drainDelayMs: 0, timeoutMs: 5_000 },
+      log: { level: 'info' },
+      ...config,
+    });
+    cleanup.defer(() => sidecar.cleanup());
+    return sidecar;
+  }
+
+  it('ingress: joins a WebSocket to the app both ways, relays a refused upgrade, and counts it', async () => {
+    const app = await startUpgradeUpstream(cleanup);
+    const sidecar = await start({ ingress: { host: '127.0.0.1', port: 0, target: app.url } });
+
+    const ws = await handshake(sidecar.urls.ingress, '/chat?room=1', { 'x-request-id': 'upgrade-1' });
+    assert.equal(ws.status, 101);
+    assert.equal(ws.headers['sec-websocket-accept'], acceptOf(ws.key));
+    assert.equal(ws.headers['x-upstream'], 'echo');
+    assert.equal(String(ws.headers.upgrade).toLowerCase(), 'websocket');
+    assert.equal(ws.headers['x-request-id'], 'upgrade-1');
+    // What the app saw: the handshake with its key, the upgrade asked for, the forwarding headers.
+    const appSaw = app.seen[0];
+    assert.equal(appSaw['sec-websocket-key'], ws.key);
+    assert.equal(String(appSaw.upgrade).toLowerCase(), 'websocket');
+    assert.equal(appSaw['x-request-id'], 'upgrade-1');
+    assert.equal(appSaw['x-forwarded-for'], '127.0.0.1');
+    // Both ways, more than once, and a large message (several TCP segments) in one piece.
+    assert.equal(await roundTrip(ws.socket!, 'hello'), 'HELLO');
+    assert.equal(await roundTrip(ws.socket!, 'again'), 'AGAIN');
+    const large = 'x'.repeat(256 * 1024);
+    assert.equal(await roundTrip(ws.socket!, large), large.toUpperCase());
+
+    // Closing the client's side closes the app's.
+    assert.equal(app.sockets.size, 1);
+    ws.socket!.destroy();
+    await waitFor(() => app.sockets.size === 0 || undefined, { timeoutMs: 5_000 });
+    // The tunnel counts as one request, status 101, once it has closed.
+    await waitFor(
+      async () =>
+        (await metricValue(sidecar.urls.admin, 'mesh_http_server_requests_total', 'status="101"')) === 1 ||
+        undefined,
+      { timeoutMs: 5_000 },
+    );
+
+    const refused = await handshake(sidecar.urls.ingress, '/refuse');
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body, 'no, sir');
+    assert.equal(refused.socket, undefined);
+
+    // A plain request on the same listener is untouched by all this.
+    const plain = await request(`${sidecar.urls.ingress}/plain`);
+    assert.equal(plain.statusCode, 200);
+    assert.equal(await plain.body.text(), 'plain');
+  });
+
+  it('ingress: an upgrade without a valid token is refused with 401 before the app sees it', async () => {
+    const app = await startUpgradeUpstream(cleanup);
+    const { privateKey, publicKey } = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    const jwks = http.createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })),
+    );
+    await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
+    cleanup.defer(() => new Promise((resolve) => jwks.close(resolve)));
+    const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`;
+    const sidecar = await start({
+      ingress: {
+        host: '127.0.0.1',
+        port: 0,
+        target: app.url,
+        jwt: { jwksUrl, issuer: 'https://issuer.test', audience: 'chat' },
+      },
+    });
+
+    const anonymous = await handshake(sidecar.urls.ingress, '/chat');
+    assert.equal(anonymous.status, 401);
+    assert.match(String(anonymous.headers['www-authenticate']), /^Bearer/);
+    assert.equal((JSON.parse(anonymous.body!) as { code: string }).code, 'MESH_UNAUTHORIZED');
+    assert.equal(app.seen.length, 0, 'the app saw a refused upgrade');
+
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setIssuer('https://issuer.test')
+      .setAudience('chat')
+      .setSubject('alice')
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    const ws = await handshake(sidecar.urls.ingress, '/chat', { authorization: `Bearer ${token}` });
+    assert.equal(ws.status, 101);
+    assert.equal(await roundTrip(ws.socket!, 'signed in'), 'SIGNED IN');
+    ws.socket!.destroy();
+  });
+
+  it('egress: joins a WebSocket to the service’s endpoint, retrying past a dead one, until the upstream closes', async () => {
+    const upstream = await startUpgradeUpstream(cleanup);
+    // A port nothing listens on: the first endpoint refuses the connection, the retry goes on.
+    const dead = http.createServer();
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const deadUrl = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
+    await new Promise((resolve) => dead.close(resolve));
+    const sidecar = await start({
+      ingress: { enabled: false },
+      egress: {
+        host: '127.0.0.1',
+        port: 0,
+        services: {
+          chat: {
+            endpoints: [deadUrl, upstream.url],
+            loadBalancer: 'round_robin',
+            retry: { attempts: 2, baseBackoffMs: 0 },
+          },
+        },
+      },
+    });
+
+    for (let i = 0; i < 2; i += 1) {
+      const ws = await handshake(sidecar.urls.egress, '/chat', { host: 'chat' });
+      assert.equal(ws.status, 101, `handshake ${i + 1}`);
+      assert.equal(ws.headers['sec-websocket-accept'], acceptOf(ws.key));
+      assert.equal(await roundTrip(ws.socket!, `message ${i}`), `MESSAGE ${i}`);
+      // The upstream closing its side closes the app's.
+      const closed = new Promise((resolve) => ws.socket!.once('close', resolve));
+      for (const socket of upstream.sockets) socket.end();
+      await closed;
+    }
+    assert.equal(upstream.seen.length, 2);
+    assert.equal(upstream.seen[0]['sec-websocket-key'] !== undefined, true);
+    const unknown = await handshake(sidecar.urls.egress, '/chat', { host: 'nobody' });
+    assert.equal(unknown.status, 404);
+  });
+});

@@ -1,0 +1,55 @@
+/**
+ * Protocol upgrades (WebSocket, h2c) through the proxies, as Envoy and Linkerd pass them: the
+ * upgrade request travels like any request (same policies, forwarding headers, trace context; the
+ * `Upgrade` header goes to the upstream through undici's `upgrade` option, hop-by-hop headers
+ * being dropped), and when the upstream answers 101 the client's connection and the upstream's
+ * are joined byte for byte until either side closes. Any other answer is relayed as a response.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { withoutHopByHop } from './headers.js';
+
+/**
+ * The protocol a request asks to switch to, for undici's `upgrade` dispatch option; undefined for
+ * a plain request (node:http marks an upgrade request only on a listener that accepts upgrades).
+ */
+export function upgradeOf(req: IncomingMessage): string | undefined {
+  const protocol = req.headers.upgrade;
+  // node:http's own flag (not in @types/node): true when the request came through 'upgrade'.
+  const upgrading = (req as IncomingMessage & { upgrade?: boolean }).upgrade === true;
+  return upgrading && typeof protocol === 'string' && protocol.length > 0 ? protocol : undefined;
+}
+
+/**
+ * Answers the client with the upstream's 101 (its headers, hop-by-hop ones rebuilt for this hop)
+ * and joins the two connections. An error or close on either side closes both.
+ */
+export function joinUpgraded(
+  res: ServerResponse,
+  upstreamHeaders: IncomingHttpHeaders,
+  upstream: Duplex,
+  extraHeaders: Readonly<Record<string, string>>,
+): void {
+  const client = res.socket;
+  if (client === null || client.destroyed) {
+    upstream.destroy();
+    return;
+  }
+  const headers = { ...withoutHopByHop(upstreamHeaders), ...extraHeaders };
+  headers.connection = 'upgrade';
+  if (upstreamHeaders.upgrade !== undefined) headers.upgrade = upstreamHeaders.upgrade;
+  // A 1xx response has no body: `end()` writes the head alone, and the listener leaves the
+  // connection open after a 101 (services/runtime/http.ts).
+  res.writeHead(101, headers);
+  res.end();
+  const closeBoth = () => {
+    client.destroy();
+    upstream.destroy();
+  };
+  upstream.on('error', closeBoth);
+  client.on('error', closeBoth);
+  upstream.once('close', closeBoth);
+  client.once('close', closeBoth);
+  upstream.pipe(client);
+  client.pipe(upstream);
+}
