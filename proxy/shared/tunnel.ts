@@ -1,5 +1,5 @@
 /**
- * Protocol upgrades (WebSocket, h2c) through the proxies, as Envoy and Linkerd pass them: the
+ * Protocol upgrades (WebSocket and the like) through the proxies, as Envoy and Linkerd pass them: the
  * upgrade request travels like any request (same policies, forwarding headers, trace context; the
  * `Upgrade` header goes to the upstream through undici's `upgrade` option, hop-by-hop headers
  * being dropped), and when the upstream answers 101 the client's connection and the upstream's

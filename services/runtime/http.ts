@@ -31,7 +31,7 @@ export interface HttpListenerOptions {
   /** Access lines are written at `info` unless this says otherwise (admin probes log at `debug`). */
   readonly accessLogLevel?: 'info' | 'debug';
   /**
-   * Hands requests with an `Upgrade` header (WebSocket, h2c) to `handler` like any other, with a
+   * Hands requests with an `Upgrade` header (WebSocket and the like) to `handler` like any other, with a
    * response bound to their connection (see `onUpgrade`); without it node:http serves them as
    * plain requests and the upgrade is never offered to anyone.
    */
