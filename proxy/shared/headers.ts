@@ -1,8 +1,14 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
-/** RFC 9110 §7.6.1 connection-specific headers, never forwarded by a proxy. */
+/**
+ * RFC 9110 §7.6.1 connection-specific headers, never forwarded by a proxy; and `Expect`, which the
+ * sidecar meets itself, as Envoy does by default: node:http has answered `100 Continue` to the caller
+ * before the handler runs (and 417 to any other expectation), so the body is on its way and the
+ * upstream has nothing to wait for (undici would refuse the header anyway).
+ */
 const HOP_BY_HOP = new Set([
   'connection',
+  'expect',
   'keep-alive',
   'proxy-authenticate',
   'proxy-authorization',

@@ -1,7 +1,9 @@
 /**
- * Protocol upgrades (WebSocket) through the sidecar process's ingress and egress: the handshake
- * passes with its headers, the two connections are joined both ways, an upstream's refusal comes
- * back as a response, and the ingress's policies (JWT here) apply to an upgrade like to any request.
+ * HTTP/1.1 protocol handling through the sidecar process's ingress and egress. Upgrades
+ * (WebSocket): the handshake passes with its headers, the two connections are joined both ways,
+ * an upstream's refusal comes back as a response, and the ingress's policies (JWT here) apply to
+ * an upgrade like to any request. `Expect: 100-continue`: the sidecar answers the 100 itself and
+ * the body reaches the app.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -10,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { request } from 'undici';
+import { startDemoBackend } from '../services/demo-backend/server.js';
 import { startSidecarProcess, type SidecarProcess } from './helpers/sidecar-process.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
@@ -121,7 +124,7 @@ async function metricValue(adminUrl: string, name: string, labels: string): Prom
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
-describe('protocol upgrades (WebSocket) through the sidecar process', function () {
+describe('HTTP/1.1 protocol handling through the sidecar process', function () {
   this.timeout(60_000);
   const cleanup = new CleanupStack();
   afterEach(() => cleanup.run());
@@ -256,5 +259,51 @@ describe('protocol upgrades (WebSocket) through the sidecar process', function (
     assert.equal(upstream.seen[0]['sec-websocket-key'] !== undefined, true);
     const unknown = await handshake(sidecar.urls.egress, '/chat', { host: 'nobody' });
     assert.equal(unknown.status, 404);
+  });
+
+  it('answers Expect: 100-continue itself and relays the body, on both listeners', async () => {
+    const app = await startDemoBackend();
+    cleanup.defer(() => app.close());
+    const sidecar = await start({
+      ingress: { host: '127.0.0.1', port: 0, target: app.url },
+      egress: { host: '127.0.0.1', port: 0, services: { demo: { endpoints: [app.url] } } },
+    });
+    const body = JSON.stringify({ payload: 'y'.repeat(4096) });
+    for (const [listener, host] of [
+      [sidecar.urls.ingress, undefined],
+      [sidecar.urls.egress, 'demo'],
+    ] as const) {
+      // What curl does for a large upload: send the head, wait for 100 Continue, then the body.
+      const answer = await new Promise<{ status: number; continued: boolean; json: string }>(
+        (resolve, reject) => {
+          let continued = false;
+          const req = http.request(`${listener}/echo`, {
+            method: 'POST',
+            headers: {
+              expect: '100-continue',
+              'content-type': 'application/json',
+              'content-length': String(Buffer.byteLength(body)),
+              ...(host === undefined ? {} : { host }),
+            },
+          });
+          req.on('continue', () => {
+            continued = true;
+            req.end(body);
+          });
+          req.on('response', (res) => {
+            let json = '';
+            res.setEncoding('utf8').on('data', (chunk: string) => (json += chunk));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, continued, json }));
+          });
+          req.on('error', reject);
+          req.flushHeaders();
+        },
+      );
+      assert.equal(answer.status, 200, `${listener}: ${answer.json}`);
+      assert.equal(answer.continued, true, 'no 100 Continue came');
+      const echoed = JSON.parse(answer.json) as { body: unknown; headers: Record<string, string> };
+      assert.deepEqual(echoed.body, JSON.parse(body));
+      assert.equal(echoed.headers.expect, undefined, 'the app was asked to expect a 100 again');
+    }
   });
 });
