@@ -6,7 +6,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import { Client, request } from 'undici';
 import { startDemoBackend, type DemoBackend } from '../services/demo-backend/server.js';
 import type { ProblemDetails } from '../services/runtime/errors.js';
-import { startSidecarProcess, type SidecarProcess } from './helpers/sidecar-process.js';
+import { metricValue, startSidecarProcess, type SidecarProcess } from './helpers/sidecar-process.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
 const petstore = fileURLToPath(new URL('../examples/openapi/petstore.yaml', import.meta.url));
@@ -31,12 +31,6 @@ function token(key: Key, scope = 'pets:read', options: { aud?: string; exp?: num
     .setSubject('alice')
     .setExpirationTime(options.exp ?? '5m')
     .sign(key.privateKey);
-}
-
-async function metricValue(adminUrl: string, name: string, labels: string): Promise<number> {
-  const text = await (await request(`${adminUrl}/metrics`)).body.text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 describe('ingress through the sidecar process', function () {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { startDemoBackend, type DemoBackend } from '../services/demo-backend/server.js';
-import { runCli, startSidecarProcess, type SidecarProcess } from './helpers/sidecar-process.js';
+import { metricValue, runCli, startSidecarProcess, type SidecarProcess } from './helpers/sidecar-process.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
 function baseConfig(appUrl: string, overrides: Record<string, unknown> = {}) {
@@ -21,13 +21,6 @@ function baseConfig(appUrl: string, overrides: Record<string, unknown> = {}) {
 async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await request(url);
   return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
-}
-
-async function metricValue(adminUrl: string, name: string, labels: string): Promise<number> {
-  const res = await request(`${adminUrl}/metrics`);
-  const text = await res.body.text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 /** Resolves true when a TCP connection is refused, false when it is accepted. */

@@ -12,15 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { startSidecarProcess, type SidecarProcess } from './helpers/sidecar-process.js';
+import { metricValue, startTestSidecar, type SidecarProcess } from './helpers/sidecar-process.js';
 import { TestUpstream } from './helpers/upstream.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
-
-async function metricValue(adminUrl: string, name: string, labels: string): Promise<number> {
-  const text = await (await request(`${adminUrl}/metrics`)).body.text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
 
 async function upstream(cleanup: CleanupStack, name: string): Promise<TestUpstream> {
   const up = await new TestUpstream({ name }).start();
@@ -53,16 +47,7 @@ describe('proxy parity through the sidecar process', function () {
   const cleanup = new CleanupStack();
   afterEach(() => cleanup.run());
 
-  async function start(config: Record<string, unknown>): Promise<SidecarProcess> {
-    const sidecar = await startSidecarProcess({
-      admin: { host: '127.0.0.1', port: 0 },
-      shutdown: { drainDelayMs: 0, timeoutMs: 5_000 },
-      log: { level: 'info' },
-      ...config,
-    });
-    cleanup.defer(() => sidecar.cleanup());
-    return sidecar;
-  }
+  const start = (config: Record<string, unknown>) => startTestSidecar(cleanup, config);
 
   describe('egress', () => {
     it('routes by service_id, service_url, path prefix and path@method beside Host', async () => {

@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { request } from 'undici';
 import { startDemoBackend } from '../services/demo-backend/server.js';
-import { startSidecarProcess, type SidecarProcess } from './helpers/sidecar-process.js';
+import { metricValue, startTestSidecar } from './helpers/sidecar-process.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -118,27 +118,12 @@ function roundTrip(socket: Duplex, text: string): Promise<string> {
   });
 }
 
-async function metricValue(adminUrl: string, name: string, labels: string): Promise<number> {
-  const text = await (await request(`${adminUrl}/metrics`)).body.text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
-
 describe('HTTP/1.1 protocol handling through the sidecar process', function () {
   this.timeout(60_000);
   const cleanup = new CleanupStack();
   afterEach(() => cleanup.run());
 
-  async function start(config: Record<string, unknown>): Promise<SidecarProcess> {
-    const sidecar = await startSidecarProcess({
-      admin: { host: '127.0.0.1', port: 0 },
-      shutdown: { drainDelayMs: 0, timeoutMs: 5_000 },
-      log: { level: 'info' },
-      ...config,
-    });
-    cleanup.defer(() => sidecar.cleanup());
-    return sidecar;
-  }
+  const start = (config: Record<string, unknown>) => startTestSidecar(cleanup, config);
 
   it('ingress: joins a WebSocket to the app both ways, relays a refused upgrade, and counts it', async () => {
     const app = await startUpgradeUpstream(cleanup);
@@ -169,8 +154,11 @@ describe('HTTP/1.1 protocol handling through the sidecar process', function () {
     // The tunnel counts as one request, status 101, once it has closed.
     await waitFor(
       async () =>
-        (await metricValue(sidecar.urls.admin, 'mesh_http_server_requests_total', 'status="101"')) === 1 ||
-        undefined,
+        (await metricValue(
+          sidecar.urls.admin,
+          'mesh_http_server_requests_total',
+          'listener="ingress",method="GET",route="forward",status="101"',
+        )) === 1 || undefined,
       { timeoutMs: 5_000 },
     );
 
@@ -178,6 +166,13 @@ describe('HTTP/1.1 protocol handling through the sidecar process', function () {
     assert.equal(refused.status, 403);
     assert.equal(refused.body, 'no, sir');
     assert.equal(refused.socket, undefined);
+
+    // A body on an upgrade request could not be told apart from the new protocol's bytes: refused.
+    const seenBefore = app.seen.length;
+    const withBody = await handshake(sidecar.urls.ingress, '/chat', { 'content-length': '5' });
+    assert.equal(withBody.status, 400);
+    assert.equal((JSON.parse(withBody.body!) as { code: string }).code, 'MESH_BAD_REQUEST');
+    assert.equal(app.seen.length, seenBefore, 'the app saw an upgrade with a body');
 
     // A plain request on the same listener is untouched by all this.
     const plain = await request(`${sidecar.urls.ingress}/plain`);

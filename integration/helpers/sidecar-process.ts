@@ -3,8 +3,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
 import { stringify } from 'yaml';
 import { SIDECAR_NODE_FLAGS } from '../../services/sidecar/node-flags.js';
+import type { CleanupStack } from './wait.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const binPath = join(repoRoot, 'services/sidecar/bin.ts');
@@ -158,4 +160,29 @@ export function runCli(
     proc.once('error', reject);
     proc.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * startSidecarProcess with what most suites want besides their own sections: the admin listener
+ * on a free port, no drain delay, a 5 s shutdown, log level info; stopped by `cleanup`.
+ */
+export async function startTestSidecar(
+  cleanup: CleanupStack,
+  config: Record<string, unknown>,
+): Promise<SidecarProcess> {
+  const sidecar = await startSidecarProcess({
+    admin: { host: '127.0.0.1', port: 0 },
+    shutdown: { drainDelayMs: 0, timeoutMs: 5_000 },
+    log: { level: 'info' },
+    ...config,
+  });
+  cleanup.defer(() => sidecar.cleanup());
+  return sidecar;
+}
+
+/** The value of one series on the admin `/metrics` page (`labels` exactly as printed), 0 when absent. */
+export async function metricValue(adminUrl: string, name: string, labels: string): Promise<number> {
+  const text = await (await request(`${adminUrl}/metrics`)).body.text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(' ').pop()) : 0;
 }

@@ -6,8 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ListenerStatus } from './component.js';
-import type { MeshError } from './errors.js';
-import { PROBLEM_CONTENT_TYPE, toMeshError } from './errors.js';
+import { MeshError, PROBLEM_CONTENT_TYPE, toMeshError } from './errors.js';
 import type { MeshMetrics } from './metrics.js';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -144,6 +143,20 @@ export function sendProblem(
 }
 
 /**
+ * node:http hands every byte after an upgrade request's head to the new protocol, so a body the
+ * request declares could never be told apart from it: refused, as nothing could forward it intact.
+ */
+const refuseUpgradeWithBody: RequestHandler = (req, res) =>
+  sendProblem(
+    res,
+    new MeshError(
+      'MESH_BAD_REQUEST',
+      'an upgrade request cannot carry a body (Content-Length or Transfer-Encoding with Upgrade)',
+    ),
+    req.url,
+  );
+
+/**
  * A node:http(s) server with the drain semantics every listener needs: `drain()` stops accepting
  * connections, answers what is in flight with `Connection: close`, closes idle keep-alive
  * connections and resolves when the last in-flight request has finished; `stop()` cuts the rest.
@@ -262,7 +275,7 @@ export class HttpListener {
     await Promise.resolve();
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+  private onRequest(req: IncomingMessage, res: ServerResponse, handler = this.options.handler): void {
     const started = performance.now();
     // Captured now: the socket is detached from the request by the time 'close' fires.
     const remote = req.socket.remoteAddress;
@@ -279,7 +292,7 @@ export class HttpListener {
       }
     });
     try {
-      this.options.handler(req, res);
+      handler(req, res);
     } catch (err) {
       this.options.logger.error({ err, listener: this.name }, 'request handler threw');
       sendProblem(res, err);
@@ -305,7 +318,9 @@ export class HttpListener {
     res.once('finish', () => {
       if (res.statusCode !== 101) socket.end();
     });
-    this.onRequest(req, res);
+    const framed =
+      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    this.onRequest(req, res, framed ? refuseUpgradeWithBody : this.options.handler);
   }
 
   private resolveIdleWaiters(): void {
