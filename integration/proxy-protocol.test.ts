@@ -11,8 +11,9 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { request } from 'undici';
+import { ProxyAgent, request } from 'undici';
 import { startDemoBackend } from '../services/demo-backend/server.js';
+import { startUpstreams } from './helpers/upstream.js';
 import { metricValue, startTestSidecar } from './helpers/sidecar-process.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
@@ -300,5 +301,35 @@ describe('HTTP/1.1 protocol handling through the sidecar process', function () {
       assert.deepEqual(echoed.body, JSON.parse(body));
       assert.equal(echoed.headers.expect, undefined, 'the app was asked to expect a 100 again');
     }
+  });
+
+  it('egress: serves an app that uses it as its HTTP proxy (absolute-form targets, HTTP_PROXY)', async () => {
+    const [orders, catalog] = await startUpstreams(2, 'target');
+    cleanup.defer(() => orders.stop());
+    cleanup.defer(() => catalog.stop());
+    const sidecar = await start({
+      ingress: { enabled: false },
+      egress: {
+        host: '127.0.0.1',
+        port: 0,
+        services: { orders: { endpoints: [orders.url] }, catalog: { endpoints: [catalog.url] } },
+        routes: [{ prefix: '/catalog', service: 'catalog' }],
+      },
+    });
+    // What an HTTP client does with HTTP_PROXY set for a plain-http URL: no tunnel, absolute-form target.
+    const proxy = new ProxyAgent({ uri: sidecar.urls.egress, proxyTunnel: false });
+    cleanup.defer(() => proxy.close());
+    const res = await request('http://orders/v1/items?limit=5', { dispatcher: proxy });
+    assert.equal(res.statusCode, 200, await res.body.text());
+    assert.ok(res.headers['x-request-id'], 'the answer came through the egress');
+    // The upstream gets the origin-form target, as from any other caller.
+    assert.equal(orders.requests[0]?.url, '/v1/items?limit=5');
+    // The URL's authority is the Host the router sees: no service of that name, so the path routes apply.
+    const byPrefix = await request('http://elsewhere.example/catalog/books', { dispatcher: proxy });
+    assert.equal(byPrefix.statusCode, 200, await byPrefix.body.text());
+    assert.equal(catalog.requests[0]?.url, '/catalog/books');
+    const unknown = await request('http://nobody/echo', { dispatcher: proxy });
+    assert.equal(unknown.statusCode, 404);
+    assert.match(await unknown.body.text(), /nobody/);
   });
 });

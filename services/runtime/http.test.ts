@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { MeshError } from './errors.js';
@@ -50,6 +50,45 @@ describe('HttpListener', () => {
     await draining;
     assert.equal(listener.inFlightRequests, 0);
     await agent.close();
+  });
+
+  it('turns absolute-form request targets (HTTP_PROXY clients) into origin-form with their authority as Host', async () => {
+    const seen: { url?: string; host?: string }[] = [];
+    const { listener } = listen((req, res) => {
+      seen.push({ url: req.url, host: req.headers.host });
+      res.end();
+    });
+    await listener.listen();
+    const { port } = new URL(listener.url);
+    const send = (target: string) =>
+      new Promise<void>((resolve, reject) => {
+        // node:http sends `path` as the request target verbatim, as a client configured with a proxy does.
+        const req = http.request({
+          host: '127.0.0.1',
+          port,
+          path: target,
+          headers: { host: 'sidecar:15001' },
+        });
+        req.on('response', (res) => res.resume().on('end', resolve));
+        req.on('error', reject);
+        req.end();
+      });
+    for (const target of [
+      'http://orders/v1/items?limit=5',
+      'HTTP://orders.shop.svc:8080',
+      'http://user:secret@orders?q=1',
+      'https://payments/charge#fragment',
+      '/plain?x=1',
+    ]) {
+      await send(target);
+    }
+    assert.deepEqual(seen, [
+      { url: '/v1/items?limit=5', host: 'orders' },
+      { url: '/', host: 'orders.shop.svc:8080' },
+      { url: '/?q=1', host: 'orders' },
+      { url: '/charge', host: 'payments' },
+      { url: '/plain?x=1', host: 'sidecar:15001' },
+    ]);
   });
 
   it('counts requests by listener, method, route and status', async () => {

@@ -142,6 +142,22 @@ export function sendProblem(
   res.end(body);
 }
 
+const ABSOLUTE_FORM = /^https?:\/\/(?:[^/?#@]*@)?([^/?#]*)([^#]*)/i;
+
+/**
+ * An absolute-form request target (`GET http://orders/v1/x HTTP/1.1`), which every HTTP client sends
+ * to a proxy named in `HTTP_PROXY` and which a server must accept (RFC 9112 §3.2.2), becomes the
+ * origin-form the handlers route on (`/v1/x`), its authority the `Host` (the received one is ignored,
+ * as the RFC says). node:http leaves the target as it came.
+ */
+function toOriginForm(req: IncomingMessage, url: string): void {
+  const match = ABSOLUTE_FORM.exec(url);
+  if (match === null) return;
+  const [, authority, rest] = match;
+  req.url = rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest;
+  if (authority !== '') req.headers.host = authority;
+}
+
 /**
  * node:http hands every byte after an upgrade request's head to the new protocol, so a body the
  * request declares could never be told apart from it: refused, as nothing could forward it intact.
@@ -277,6 +293,9 @@ export class HttpListener {
 
   private onRequest(req: IncomingMessage, res: ServerResponse, handler = this.options.handler): void {
     const started = performance.now();
+    const url = req.url;
+    // Origin-form ("/path?query") on nearly every request: one comparison.
+    if (url !== undefined && url.charCodeAt(0) !== 0x2f) toOriginForm(req, url);
     // Captured now: the socket is detached from the request by the time 'close' fires.
     const remote = req.socket.remoteAddress;
     this.inFlight += 1;
