@@ -1,7 +1,7 @@
 /**
- * Protocol upgrades (WebSocket and the like) through the proxies, as Envoy and Linkerd pass them: the
- * upgrade request travels like any request (same policies, forwarding headers, trace context; the
- * `Upgrade` header goes to the upstream through undici's `upgrade` option, hop-by-hop headers
+ * Protocol upgrades (WebSocket and the like) through the proxies, as Envoy and Linkerd pass them:
+ * the upgrade request travels like any request (same policies, forwarding headers, trace context;
+ * the `Upgrade` header goes to the upstream through undici's `upgrade` option, hop-by-hop headers
  * being dropped), and when the upstream answers 101 the client's connection and the upstream's
  * are joined byte for byte until either side closes. Any other answer is relayed as a response.
  */
@@ -31,8 +31,10 @@ export function joinUpgraded(
   extraHeaders: Readonly<Record<string, string>>,
 ): void {
   const client = res.socket;
-  if (client === null || client.destroyed) {
+  if (client === null || client.destroyed || upstream.destroyed) {
+    // One side is gone already (its `close` may have passed): nothing to join.
     upstream.destroy();
+    if (client !== null && !res.headersSent) client.destroy();
     return;
   }
   const headers = { ...withoutHopByHop(upstreamHeaders), ...extraHeaders };

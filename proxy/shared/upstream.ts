@@ -173,6 +173,8 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
     socket: Duplex,
   ): void {
+    // undici took its listeners off the socket: until the caller joins it, an error must not throw.
+    socket.on('error', () => socket.destroy());
     this.upgradedSocket = socket;
     this.ended = true;
     const resolve = this.resolveHeaders;

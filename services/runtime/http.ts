@@ -30,9 +30,9 @@ export interface HttpListenerOptions {
   /** Access lines are written at `info` unless this says otherwise (admin probes log at `debug`). */
   readonly accessLogLevel?: 'info' | 'debug';
   /**
-   * Hands requests with an `Upgrade` header (WebSocket and the like) to `handler` like any other, with a
-   * response bound to their connection (see `onUpgrade`); without it node:http serves them as
-   * plain requests and the upgrade is never offered to anyone.
+   * Hands requests with an `Upgrade` header (WebSocket and the like) to `handler` like any other,
+   * with a response bound to their connection (see `onUpgrade`); without it node:http serves them
+   * as plain requests and the upgrade is never offered to anyone.
    */
   readonly acceptUpgrades?: boolean;
 }
