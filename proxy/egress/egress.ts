@@ -20,6 +20,7 @@ import type { Config } from '../../services/runtime/config.js';
 import { MeshError } from '../../services/runtime/errors.js';
 import {
   annotateResponse,
+  hasBody,
   REQUEST_ID_HEADER,
   requestIdOf,
   HttpListener,
@@ -302,11 +303,9 @@ export class EgressComponent implements Component {
    * streamed (what was read, then the rest) and the call is not retried.
    */
   private async readBody(req: IncomingMessage): Promise<Buffer | Readable | null> {
-    const framed =
-      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     // No body: nothing to read. node:http dumps the (empty) request once the response finishes;
     // resuming it here ran a chain of some ten nextTicks per call (resume, end, auto-destroy).
-    if (!framed) return null;
+    if (!hasBody(req)) return null;
     const chunks: Buffer[] = [];
     let size = 0;
     const iterator = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;

@@ -6,6 +6,7 @@
  * (problem+json) is not copied (`skipped`). Shadow answers are discarded.
  */
 import { Pool } from 'undici';
+import { hasBody } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { withoutHopByHop } from '../shared/headers.js';
 import type { IngressContext } from './context.js';
@@ -43,7 +44,7 @@ export class Mirror {
     const { req, res } = ctx;
     const limit = this.options.maxBodyBytes;
     const length = Number(req.headers['content-length'] ?? 0);
-    const framed = req.headers['transfer-encoding'] !== undefined || length > 0;
+    const framed = hasBody(req);
     if (framed && !(length <= limit)) {
       this.skip();
       return;

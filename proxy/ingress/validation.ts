@@ -1,14 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { MeshError, type FieldError } from '../../services/runtime/errors.js';
+import { hasBody } from '../../services/runtime/http.js';
 import type { IngressContext } from './context.js';
 import { toFieldErrors, type BodySpec, type CompiledApi, type RequestParts } from './openapi/compile.js';
 import { cookieValue, headerValue, parseCookies, pathValue, queryValue } from './openapi/params.js';
-
-/** True when the request has a body: framing headers say so (RFC 9112 §6.3). */
-export function hasBody(req: IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-}
 
 /** Finds the operation of the request in the document, and sets the `route` label to its template. */
 export function matchRoute(ctx: IngressContext, api: CompiledApi | undefined): void {

@@ -142,6 +142,11 @@ export function sendProblem(
   res.end(body);
 }
 
+/** True when the request has a body: framing headers say so (RFC 9112 §6.3). */
+export function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
 const ABSOLUTE_FORM = /^https?:\/\/(?:[^/?#@]*@)?([^/?#]*)([^#]*)/i;
 
 /**
@@ -337,9 +342,7 @@ export class HttpListener {
     res.once('finish', () => {
       if (res.statusCode !== 101) socket.end();
     });
-    const framed =
-      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    this.onRequest(req, res, framed ? refuseUpgradeWithBody : this.options.handler);
+    this.onRequest(req, res, hasBody(req) ? refuseUpgradeWithBody : this.options.handler);
   }
 
   private resolveIdleWaiters(): void {
