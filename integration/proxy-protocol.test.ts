@@ -3,7 +3,7 @@
  * (WebSocket): the handshake passes with its headers, the two connections are joined both ways,
  * an upstream's refusal comes back as a response, and the ingress's policies (JWT here) apply to
  * an upgrade like to any request. `Expect: 100-continue`: the sidecar answers the 100 itself and
- * the body reaches the app.
+ * the body reaches the app. Absolute-form targets: an app using the egress as its HTTP proxy.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
