@@ -31,7 +31,7 @@ import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
 import type { Resolve } from './discovery.js';
 import { CallSignal } from '../shared/signal.js';
-import { joinUpgraded, upgradeOf } from '../shared/tunnel.js';
+import { joinIfUpgraded, upgradeOf } from '../shared/tunnel.js';
 import type { UpstreamBody } from '../shared/upstream.js';
 import { AttemptFailure } from './dispatch.js';
 import {
@@ -272,11 +272,7 @@ export class EgressComponent implements Component {
         tried: new Set(),
         upgrade: upgradeOf(req),
       });
-      const upgraded = answer.body.upgraded;
-      if (upgraded !== undefined && !res.destroyed) {
-        joinUpgraded(res, answer.headers, upgraded, { [REQUEST_ID_HEADER]: requestId });
-        return;
-      }
+      if (joinIfUpgraded(res, answer, requestId)) return;
       const responseHeaders = withoutHopByHop(answer.headers);
       responseHeaders[REQUEST_ID_HEADER] ??= requestId;
       res.writeHead(answer.statusCode, responseHeaders);

@@ -6,7 +6,7 @@ import { MeshError } from '../../services/runtime/errors.js';
 import { REQUEST_ID_HEADER } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
-import { joinUpgraded, upgradeOf } from '../shared/tunnel.js';
+import { joinIfUpgraded, upgradeOf } from '../shared/tunnel.js';
 import { sendUpstream, type UpstreamResponse } from '../shared/upstream.js';
 import type { IngressContext } from './context.js';
 import { isJsonMediaType, responseValidator, toFieldErrors } from './openapi/compile.js';
@@ -79,11 +79,7 @@ export async function forward(
       headers: { 'x-mesh-error': 'upstream-reset' },
     });
   }
-  const upgraded = upstream.body.upgraded;
-  if (upgraded !== undefined) {
-    joinUpgraded(res, upstream.headers, upgraded, { [REQUEST_ID_HEADER]: ctx.requestId });
-    return;
-  }
+  if (joinIfUpgraded(res, upstream, ctx.requestId)) return;
   const responseHeaders = withoutHopByHop(upstream.headers);
   responseHeaders[REQUEST_ID_HEADER] ??= ctx.requestId;
   res.writeHead(upstream.statusCode, responseHeaders);

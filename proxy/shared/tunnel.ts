@@ -6,8 +6,9 @@
  * are joined byte for byte until either side closes. Any other answer is relayed as a response.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { REQUEST_ID_HEADER } from '../../services/runtime/http.js';
 import { withoutHopByHop } from './headers.js';
+import type { UpstreamBody } from './upstream.js';
 
 /**
  * The protocol a request asks to switch to, for undici's `upgrade` dispatch option; undefined for
@@ -21,23 +22,28 @@ export function upgradeOf(req: IncomingMessage): string | undefined {
 }
 
 /**
- * Answers the client with the upstream's 101 (its headers, hop-by-hop ones rebuilt for this hop)
- * and joins the two connections. An error or close on either side closes both.
+ * When the upstream switched protocols (`upstream.body.upgraded`), answers the client with its
+ * 101 (its headers, hop-by-hop ones rebuilt for this hop, and the request id) and joins the two
+ * connections; an error or close on either side closes both. False for any other answer, which the
+ * caller relays as a response.
  */
-export function joinUpgraded(
+export function joinIfUpgraded(
   res: ServerResponse,
-  upstreamHeaders: IncomingHttpHeaders,
-  upstream: Duplex,
-  extraHeaders: Readonly<Record<string, string>>,
-): void {
+  upstream: { readonly headers: IncomingHttpHeaders; readonly body: UpstreamBody },
+  requestId: string,
+): boolean {
+  const socket = upstream.body.upgraded;
+  if (socket === undefined) return false;
   const client = res.socket;
-  if (client === null || client.destroyed || upstream.destroyed) {
+  if (client === null || client.destroyed || socket.destroyed) {
     // One side is gone already (its `close` may have passed): nothing to join.
-    upstream.destroy();
+    socket.destroy();
     if (client !== null && !res.headersSent) client.destroy();
-    return;
+    return true;
   }
-  const headers = { ...withoutHopByHop(upstreamHeaders), ...extraHeaders };
+  const upstreamHeaders = upstream.headers;
+  const headers = withoutHopByHop(upstreamHeaders);
+  headers[REQUEST_ID_HEADER] = requestId;
   headers.connection = 'upgrade';
   if (upstreamHeaders.upgrade !== undefined) headers.upgrade = upstreamHeaders.upgrade;
   // A 1xx response has no body: `end()` writes the head alone, and the listener leaves the
@@ -46,12 +52,13 @@ export function joinUpgraded(
   res.end();
   const closeBoth = () => {
     client.destroy();
-    upstream.destroy();
+    socket.destroy();
   };
-  upstream.on('error', closeBoth);
+  socket.on('error', closeBoth);
   client.on('error', closeBoth);
-  upstream.once('close', closeBoth);
+  socket.once('close', closeBoth);
   client.once('close', closeBoth);
-  upstream.pipe(client);
-  client.pipe(upstream);
+  socket.pipe(client);
+  client.pipe(socket);
+  return true;
 }
