@@ -69,15 +69,21 @@ export type Target = [string, string, number];
 
 export const ms = (value: number) => value.toFixed(2);
 
-/** Name of the bare forwarder's row in both benchmarks' tables. */
-export const BARE_FORWARDER = 'bare node:http + undici forwarder (runtime floor)';
+/** Names of the two floors' rows in both benchmarks' tables. */
+export const BARE_FORWARDER = 'bare node:http + undici forwarder (HTTP floor)';
+export const PIPE_FORWARDER = 'Node.js TCP pipe, no HTTP (runtime floor)';
 
 /**
- * Starts bench/bare-forwarder.ts in front of `origin`, with the sidecar's Node flags: the floor a
- * Node.js proxy can reach on this machine, measured in the same run as the sidecar.
+ * Starts a floor next to the sidecar, in front of `origin`, with the sidecar's Node flags:
+ * bench/bare-forwarder.ts (`http`, the floor of a Node.js HTTP proxy on this machine) or
+ * bench/pipe-forwarder.ts (`pipe`, the floor of any Node.js process on the path).
  */
-export async function startBareForwarder(origin: string): Promise<{ url: string; proc: ChildProcess }> {
-  const script = fileURLToPath(new URL('./bare-forwarder.ts', import.meta.url));
+export async function startFloor(
+  kind: 'http' | 'pipe',
+  origin: string,
+): Promise<{ url: string; proc: ChildProcess }> {
+  const file = kind === 'http' ? './bare-forwarder.ts' : './pipe-forwarder.ts';
+  const script = fileURLToPath(new URL(file, import.meta.url));
   const { proc, line } = await startProcess(
     process.execPath,
     [...SIDECAR_NODE_FLAGS, '--import', 'tsx', script, origin],

@@ -1,8 +1,9 @@
 /**
  * Egress benchmark: a client calling the demo backend directly, through haproxy from Debian as the
- * reference proxy, through a bare node:http + undici forwarder (bench/bare-forwarder.ts: the floor of
- * a Node.js proxy on this machine) and through the sidecar's egress listener (the real process built
- * into `dist/`), all in one run.
+ * reference proxy, through two floors (a bare node:http + undici forwarder, bench/bare-forwarder.ts:
+ * the floor of a Node.js HTTP proxy on this machine; a TCP pipe with no HTTP, bench/pipe-forwarder.ts:
+ * the floor of any Node.js process on the path) and through the sidecar's egress listener (the real
+ * process built into `dist/`), all in one run.
  *
  *   npm run build && npx tsx bench/egress/run.ts [--duration 10] [--rate 1000] [--connections 50] [--rounds 3]
  *   npx tsx bench/egress/run.ts --profile [--duration 10]   # CPU profile of the sidecar at peak load
@@ -30,10 +31,11 @@ import { freePort } from '../../scripts/lib/ports.js';
 import { waitUntilOk } from '../lib.js';
 import {
   BARE_FORWARDER,
+  PIPE_FORWARDER,
   measureInterleaved,
   peak,
   printTable,
-  startBareForwarder,
+  startFloor,
   type Target,
 } from '../proxy-bench.js';
 import { SIDECAR_NODE_FLAGS } from '../../services/sidecar/node-flags.js';
@@ -205,8 +207,10 @@ try {
   } else {
     const haproxy = await startHaproxy(dir, backendPort);
     children.push(haproxy.proc);
-    const bare = await startBareForwarder(backend.url);
+    const bare = await startFloor('http', backend.url);
     children.push(bare.proc);
+    const pipe = await startFloor('pipe', backend.url);
+    children.push(pipe.proc);
     const plain = await startSidecar(dir, 'plain', { endpoints: [backend.url] });
     sidecars.push(plain);
     // A 90/10 split over two groups (both on the same backend): what the weighted choice costs.
@@ -222,6 +226,7 @@ try {
     const targets: Target[] = [
       ['direct (demo backend)', `${backend.url}/hello`, backend.proc.pid!],
       ['haproxy 2.6 (1 thread, keep-alive upstream)', `${haproxy.url}/hello`, haproxy.proc.pid!],
+      [PIPE_FORWARDER, `${pipe.url}/hello`, pipe.proc.pid!],
       [BARE_FORWARDER, `${bare.url}/hello`, bare.proc.pid!],
       ['sidecar egress (default policies)', `${plain.url}/hello`, plain.proc.pid!],
       ['sidecar egress, 90/10 split', `${split.url}/hello`, split.proc.pid!],

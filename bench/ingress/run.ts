@@ -1,8 +1,9 @@
 /**
  * Ingress benchmark: the demo backend called directly, through the sidecar's ingress (forward only,
  * and with OpenAPI validation plus a rate-limit rule that never trips), through nginx from Debian as
- * a reference proxy, and through a bare node:http + undici forwarder (bench/bare-forwarder.ts: the
- * floor of a Node.js proxy on this machine), all in one run.
+ * a reference proxy, and through two floors: a bare node:http + undici forwarder
+ * (bench/bare-forwarder.ts: the floor of a Node.js HTTP proxy on this machine) and a TCP pipe with no
+ * HTTP at all (bench/pipe-forwarder.ts: the floor of any Node.js process on the path), all in one run.
  *
  *   npx tsx bench/ingress/run.ts [--duration 10] [--rate 1000] [--connections 50] [--rounds 3]
  *     [--baseline-ref <git ref>]
@@ -30,9 +31,10 @@ import { startSidecarProcess, type SidecarProcess } from '../../integration/help
 import { startProcess } from '../lib.js';
 import {
   BARE_FORWARDER,
+  PIPE_FORWARDER,
   measureInterleaved,
   printTable,
-  startBareForwarder,
+  startFloor,
   type Target,
 } from '../proxy-bench.js';
 import { SIDECAR_NODE_FLAGS } from '../../services/sidecar/node-flags.js';
@@ -120,8 +122,10 @@ try {
   const backendPort = Number(new URL(backendUrl).port);
   const nginx = await startNginx(dir, backendPort);
   children.push(nginx.proc);
-  const bare = await startBareForwarder(backendUrl);
+  const bare = await startFloor('http', backendUrl);
   children.push(bare.proc);
+  const pipe = await startFloor('pipe', backendUrl);
+  children.push(pipe.proc);
   const sidecarConfig = (ingress: Record<string, unknown>) => ({
     admin: { host: '127.0.0.1', port: 0 },
     ingress: { host: '127.0.0.1', port: 0, target: backendUrl, ...ingress },
@@ -177,6 +181,7 @@ try {
   const targets: Target[] = [
     ['direct (demo backend)', `${backendUrl}/hello`, backend.proc.pid!],
     ['nginx 1.22 (1 worker, keep-alive upstream)', `${nginx.url}/hello`, nginx.proc.pid!],
+    [PIPE_FORWARDER, `${pipe.url}/hello`, pipe.proc.pid!],
     [BARE_FORWARDER, `${bare.url}/hello`, bare.proc.pid!],
     ['sidecar ingress, forward only', `${plain.urls.ingress}/hello`, plain.proc.pid!],
     [
