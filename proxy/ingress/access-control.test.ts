@@ -11,7 +11,8 @@ function ctx(
   options: { address?: string; headers?: Record<string, string>; query?: string } = {},
 ): IngressContext {
   return {
-    req: { socket: { remoteAddress: options.address ?? '127.0.0.1' }, headers: options.headers ?? {} },
+    req: { headers: options.headers ?? {} },
+    clientAddress: options.address ?? '127.0.0.1',
     query: options.query ?? '',
   } as unknown as IngressContext;
 }

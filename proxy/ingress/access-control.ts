@@ -37,7 +37,7 @@ function addBlock(list: BlockList, cidr: string): void {
 
 /** `::ffff:127.0.0.1` (a v4 client on a dual-stack socket) is checked as `127.0.0.1`. */
 function clientAddress(ctx: IngressContext): { address: string; type: 'ipv4' | 'ipv6' } | undefined {
-  let address = ctx.req.socket.remoteAddress;
+  let address = ctx.clientAddress;
   if (address === undefined) return undefined;
   if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) address = address.slice(7);
   return { address, type: isIPv4(address) ? 'ipv4' : 'ipv6' };

@@ -84,7 +84,7 @@ export class AuditLog {
         status: res.statusCode,
         completed: res.writableFinished,
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
-        client: req.socket.remoteAddress,
+        client: ctx.clientAddress,
         subject: typeof ctx.claims?.sub === 'string' ? ctx.claims.sub : undefined,
         correlationId: (Array.isArray(correlation) ? correlation[0] : correlation) ?? ctx.requestId,
         requestId: ctx.requestId,

@@ -9,6 +9,11 @@ export interface IngressContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly requestId: string;
+  /**
+   * The caller's address, read when the request arrived: a request whose body failed its size
+   * limit is destroyed with its connection, and its socket gone, while later steps still run.
+   */
+  readonly clientAddress: string | undefined;
   /** Aborted when the client goes away before its response has ended. */
   readonly gone: CallSignal;
   readonly method: string;

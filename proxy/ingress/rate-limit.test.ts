@@ -11,11 +11,11 @@ function fakeContext(
   const set: Record<string, string> = {};
   const ctx = {
     req: {
-      socket: { remoteAddress: options.address ?? '::ffff:10.0.0.1' },
       headers: options.headers ?? {},
     } as unknown as IncomingMessage,
     res: { setHeader: (name: string, value: string) => (set[name] = value) } as unknown as ServerResponse,
     requestId: 'r',
+    clientAddress: options.address ?? '::ffff:10.0.0.1',
     gone: new CallSignal(),
     method: 'GET',
     path: '/x',

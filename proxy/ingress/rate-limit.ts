@@ -30,7 +30,7 @@ interface Bucket {
 const SWEEP_ABOVE = 10_000;
 
 function clientAddress(ctx: IngressContext): string {
-  const address = ctx.req.socket.remoteAddress ?? '';
+  const address = ctx.clientAddress ?? '';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 

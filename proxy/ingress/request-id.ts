@@ -20,6 +20,7 @@ export function startContext(req: IncomingMessage, res: ServerResponse): Ingress
     req,
     res,
     requestId,
+    clientAddress: req.socket.remoteAddress,
     gone,
     method: req.method ?? 'GET',
     path: q < 0 ? url : url.slice(0, q),

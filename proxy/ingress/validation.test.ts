@@ -193,7 +193,7 @@ describe('ingress OpenAPI request validation', () => {
       // A stream has no Content-Length: it goes chunked, so only counting can catch it.
       body: Readable.from(Array.from({ length: 10 }, () => Buffer.alloc(16, 0x61))),
     });
-    assert.equal(streamed.status, 413);
+    assert.equal(streamed.status, 413, JSON.stringify(streamed.body));
   });
 
   it('answers 404 and 405 (with Allow) only when strict', async () => {
