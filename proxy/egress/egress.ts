@@ -109,6 +109,7 @@ export class EgressComponent implements Component {
       tls: config.tls,
       handler: (req, res) => void this.handle(req, res),
       acceptUpgrades: true,
+      http2: config.http2,
       metrics,
       logger,
     });

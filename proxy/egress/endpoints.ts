@@ -4,6 +4,7 @@
  * endpoint's pool is closed, which lets its running requests finish.
  */
 import { Pool } from 'undici';
+import { H2Origin, type UpstreamDispatcher } from '../shared/h2-upstream.js';
 
 /** TLS of connections to https endpoints (PEM contents, not paths). */
 export interface UpstreamTls {
@@ -20,13 +21,15 @@ export interface EndpointOptions {
   readonly connections?: number;
   /** Name of the traffic-split group the endpoints belong to (absent when the service is not split). */
   readonly group?: string | undefined;
+  /** `http2`: one multiplexed HTTP/2 session per endpoint (h2c, or h2 by ALPN) instead of a pool. */
+  readonly protocol?: 'http1' | 'http2';
 }
 
 export class Endpoint {
   /** `http://host:port`: the identity of the endpoint. */
   readonly origin: string;
   readonly url: URL;
-  readonly pool: Pool;
+  readonly pool: UpstreamDispatcher;
   /** Traffic-split group of the endpoint, if the service is split. */
   readonly group: string | undefined;
   /** Requests sent to this endpoint that have not finished (least_request reads it). */
@@ -36,6 +39,16 @@ export class Endpoint {
     this.url = new URL(origin);
     this.origin = this.url.origin;
     this.group = options.group;
+    const tls = this.url.protocol === 'https:' && options.tls ? options.tls : undefined;
+    if (options.protocol === 'http2') {
+      this.pool = new H2Origin(this.origin, {
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        connectTimeout: options.connectTimeoutMs,
+        tls: tls && { ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.serverName },
+      });
+      return;
+    }
     this.pool = new Pool(this.origin, {
       connections: options.connections ?? 128,
       keepAliveTimeout: 30_000,
@@ -44,12 +57,12 @@ export class Endpoint {
       bodyTimeout: 0,
       connect: {
         timeout: options.connectTimeoutMs,
-        ...(this.url.protocol === 'https:' && options.tls
+        ...(tls
           ? {
-              ...(options.tls.ca ? { ca: options.tls.ca } : {}),
-              ...(options.tls.cert ? { cert: options.tls.cert } : {}),
-              ...(options.tls.key ? { key: options.tls.key } : {}),
-              ...(options.tls.serverName ? { servername: options.tls.serverName } : {}),
+              ...(tls.ca ? { ca: tls.ca } : {}),
+              ...(tls.cert ? { cert: tls.cert } : {}),
+              ...(tls.key ? { key: tls.key } : {}),
+              ...(tls.serverName ? { servername: tls.serverName } : {}),
             }
           : {}),
       },

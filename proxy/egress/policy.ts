@@ -55,6 +55,8 @@ export interface ServicePolicy {
   readonly hashHeader: string | undefined;
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
+  /** What the endpoints speak: `http2` for HTTP/2 (gRPC) services. */
+  readonly protocol: 'http1' | 'http2';
   readonly retry: RetryPolicy;
   /** Connections per endpoint at most. */
   readonly maxConnections: number;
@@ -104,6 +106,7 @@ export function servicePolicyFromConfig(name: string, config: ServiceConfig): Se
     hashHeader: config.hashHeader?.toLowerCase(),
     timeoutMs: config.timeoutMs,
     connectTimeoutMs: config.connectTimeoutMs,
+    protocol: config.protocol,
     retry: {
       attempts: retry.attempts,
       perTryTimeoutMs: retry.perTryTimeoutMs,
@@ -156,6 +159,7 @@ export function zeroConfigPolicy(upstreamUrl: string): ServicePolicy {
     hashHeader: undefined,
     timeoutMs: 10_000,
     connectTimeoutMs: 1_000,
+    protocol: 'http1',
     retry: {
       attempts: 4,
       perTryTimeoutMs: 2_000,

@@ -72,6 +72,7 @@ export class ServiceGroup implements EndpointGroup {
       connectTimeoutMs: policy.connectTimeoutMs,
       connections: policy.maxConnections,
       tls: policy.tls,
+      protocol: policy.protocol,
       group: split ? name : undefined,
     });
     if (source.dns) {

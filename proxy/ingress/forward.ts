@@ -1,11 +1,12 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { propagation, type Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { errors as undiciErrors, type Pool } from 'undici';
+import { errors as undiciErrors } from 'undici';
 import { MeshError } from '../../services/runtime/errors.js';
 import { REQUEST_ID_HEADER } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
+import type { UpstreamDispatcher } from '../shared/h2-upstream.js';
 import { joinIfUpgraded, upgradeOf } from '../shared/tunnel.js';
 import { sendUpstream, type UpstreamResponse } from '../shared/upstream.js';
 import type { IngressContext } from './context.js';
@@ -15,7 +16,7 @@ import { isJsonMediaType, responseValidator, toFieldErrors } from './openapi/com
 const MAX_VALIDATED_RESPONSE_BYTES = 1 << 20;
 
 export interface ForwardDeps {
-  readonly pool: Pool;
+  readonly pool: UpstreamDispatcher;
   readonly origin: string;
   readonly timeoutMs: number;
   readonly protocol: 'http' | 'https';
@@ -38,7 +39,7 @@ export async function forward(
   const { req, res } = ctx;
   const headers: OutgoingHttpHeaders = withoutHopByHop(req.headers);
   addForwardingHeaders(headers, {
-    clientAddress: req.socket.remoteAddress,
+    clientAddress: ctx.clientAddress,
     protocol: deps.protocol,
     host: req.headers.host,
   });

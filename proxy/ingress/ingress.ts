@@ -25,6 +25,7 @@ import {
   type ListenerTls,
 } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
+import { H2Origin, type UpstreamDispatcher } from '../shared/h2-upstream.js';
 import type { IngressContext } from './context.js';
 import { forward, type ForwardDeps } from './forward.js';
 import { startContext } from './request-id.js';
@@ -38,6 +39,10 @@ export interface IngressOptions {
   /** The app: `http://127.0.0.1:8080`. */
   readonly target: string;
   readonly timeoutMs: number;
+  /** The listener also accepts h2c (HTTP/2 with prior knowledge). */
+  readonly http2?: boolean;
+  /** `http2`: the app serves HTTP/2 (a gRPC server); one multiplexed session instead of the pool. */
+  readonly targetProtocol?: 'http1' | 'http2';
   readonly metrics: MeshMetrics;
   readonly logger: Logger;
   /** Absent when tracing is off: no spans, and trace headers reach the app unchanged. */
@@ -86,7 +91,7 @@ const FORWARD_ONLY: IngressRules = {
 export class IngressComponent implements Component {
   readonly name = 'ingress';
   private readonly listener: HttpListener;
-  private readonly pool: Pool;
+  private readonly pool: UpstreamDispatcher;
   private readonly targetUrl: URL;
   private readonly forwardDeps: ForwardDeps;
   private rules: IngressRules;
@@ -96,12 +101,11 @@ export class IngressComponent implements Component {
 
   constructor(private readonly options: IngressOptions) {
     this.targetUrl = new URL(options.target);
-    this.pool = new Pool(this.targetUrl.origin, {
-      connections: 128,
-      keepAliveTimeout: 30_000,
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
-    });
+    const timeouts = { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs };
+    this.pool =
+      options.targetProtocol === 'http2'
+        ? new H2Origin(this.targetUrl.origin, timeouts)
+        : new Pool(this.targetUrl.origin, { connections: 128, keepAliveTimeout: 30_000, ...timeouts });
     this.listener = new HttpListener({
       name: 'ingress',
       host: options.host,
@@ -109,6 +113,7 @@ export class IngressComponent implements Component {
       tls: options.tls,
       handler: (req, res) => void this.handle(req, res),
       acceptUpgrades: true,
+      http2: options.http2,
       metrics: options.metrics,
       logger: options.logger,
     });

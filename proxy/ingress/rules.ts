@@ -29,7 +29,16 @@ export interface IngressRules {
 }
 
 /** The ingress keys that only take effect on a restart (they shape the listener and the pool). */
-export const RESTART_ONLY_KEYS = ['enabled', 'host', 'port', 'tls', 'target', 'timeoutMs'] as const;
+export const RESTART_ONLY_KEYS = [
+  'enabled',
+  'host',
+  'port',
+  'http2',
+  'tls',
+  'target',
+  'targetProtocol',
+  'timeoutMs',
+] as const;
 
 export class RulesError extends Error {
   override readonly name = 'RulesError';

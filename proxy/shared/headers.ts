@@ -20,7 +20,8 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /**
- * Copies headers without hop-by-hop ones, nor those the `Connection` header names, nor `omit`
+ * Copies headers without hop-by-hop ones, nor those the `Connection` header names, nor HTTP/2
+ * pseudo-headers, nor `omit`
  * (left out here rather than deleted after: `delete` turns an object into a slow dictionary).
  */
 export function withoutHopByHop(
@@ -42,6 +43,8 @@ export function withoutHopByHop(
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
+    // HTTP/2 pseudo-headers (`:path`, `:authority`, …) describe this hop's request, not the next one's.
+    if (name.charCodeAt(0) === 0x3a) continue;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || named?.has(lower) || lower === omit) continue;
     out[lower] = value;

@@ -10,6 +10,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { withoutHopByHop } from './headers.js';
 import type { CallSignal } from './signal.js';
 
 export interface UpstreamResponse {
@@ -28,13 +29,23 @@ const MAX_BUFFERED_BYTES = 64 * 1024;
  * aborts first. The signal stays in force while the body streams: aborting it then cuts the body.
  */
 export function sendUpstream(
-  dispatcher: Dispatcher,
+  dispatcher: Pick<Dispatcher, 'dispatch'>,
   options: Dispatcher.DispatchOptions,
   signal?: CallSignal,
 ): Promise<UpstreamResponse> {
   return new Promise((resolve, reject) => {
     dispatcher.dispatch(options, new UpstreamBody(resolve, reject, signal));
   });
+}
+
+/**
+ * Passes an upstream's trailers on to an HTTP/2 client (gRPC status and message). An HTTP/1.1
+ * client's response gets none: node:http would only send them chunked, undeclared, and HTTP/1.1
+ * proxies drop them by default (Envoy does).
+ */
+function relayTrailers(res: ServerResponse, trailers: IncomingHttpHeaders | undefined): void {
+  if (trailers === undefined || res.req.httpVersionMajor !== 2) return;
+  res.addTrailers(withoutHopByHop(trailers));
 }
 
 function abortError(reason: unknown): Error {
@@ -62,6 +73,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
   private doneCallbacks: (() => void)[] | undefined;
   private readonly onDrain = () => this.controller?.resume();
   private upgradedSocket: Duplex | undefined;
+  private trailers: IncomingHttpHeaders | undefined;
 
   constructor(
     resolve: (response: UpstreamResponse) => void,
@@ -120,12 +132,15 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
       }
       if (this.ended) {
         tap?.(held[written]);
+        relayTrailers(res, this.trailers);
         res.end(held[written]);
         return;
       }
     }
-    if (this.ended) res.end();
-    else if (full) res.once('drain', this.onDrain);
+    if (this.ended) {
+      relayTrailers(res, this.trailers);
+      res.end();
+    } else if (full) res.once('drain', this.onDrain);
     else this.controller?.resume();
   }
 
@@ -199,10 +214,15 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers?: IncomingHttpHeaders): void {
     if (this.finished) return;
     this.ended = true;
-    this.sink?.end();
+    // Only an HTTP/2 upstream (h2-upstream.ts) reports trailers; gRPC's status travels in them.
+    if (trailers !== undefined && Object.keys(trailers).length > 0) this.trailers = trailers;
+    if (this.sink !== undefined) {
+      relayTrailers(this.sink, this.trailers);
+      this.sink.end();
+    }
     this.finish();
   }
 

@@ -284,6 +284,10 @@ export interface IngressConfig {
    */
   port: number;
   /**
+   * Whether the ingress listener also speaks HTTP/2 on the same port: with `tls`, to clients that offer `h2` by ALPN; in plain HTTP, with prior knowledge (h2c, what gRPC clients send), told apart from HTTP/1.1 by the HTTP/2 connection preface. gRPC callers need it.
+   */
+  http2: boolean;
+  /**
    * Base URL of the application that ingress forwards to (http or https). Overridden by the `APP_URL` environment variable.
    */
   target: string;
@@ -291,6 +295,10 @@ export interface IngressConfig {
    * How long ingress waits for the application's response before answering 504.
    */
   timeoutMs: number;
+  /**
+   * How ingress speaks to the application: `http1`, or `http2` for an application that serves HTTP/2 — gRPC servers (h2c with prior knowledge for an `http://` target, h2 by ALPN for `https://`). Any caller, HTTP/1.1 or HTTP/2, is forwarded either way; response trailers (gRPC status) reach HTTP/2 callers.
+   */
+  targetProtocol: 'http1' | 'http2';
   /**
    * Serve the ingress listener over HTTPS (and mTLS when `clientCa` is set). Absent means plain HTTP.
    */
@@ -566,6 +574,10 @@ export interface EgressConfig {
    */
   port: number;
   /**
+   * Whether the egress listener also speaks HTTP/2 on the same port: with `tls`, to clients that offer `h2` by ALPN; in plain HTTP, with prior knowledge (h2c, what gRPC clients send), told apart from HTTP/1.1 by the HTTP/2 connection preface. The service comes from `:authority` as it would from `Host`.
+   */
+  http2: boolean;
+  /**
    * Serve the egress listener over HTTPS. Absent means plain HTTP.
    */
   tls?: TlsConfig;
@@ -590,6 +602,10 @@ export interface EgressConfig {
            * Base URLs of the service's instances (`http://10.0.0.7:8080`, `https://orders-0.orders:8443`). A service without endpoints answers 503 `no-healthy-upstream`.
            */
           endpoints: string[];
+          /**
+           * How the sidecar speaks to this service's endpoints: `http1` (pooled keep-alive connections), or `http2` for services that serve HTTP/2 — gRPC servers (h2c with prior knowledge to `http://` endpoints, h2 by ALPN to `https://`; one multiplexed connection per endpoint). Response trailers (gRPC status) reach HTTP/2 callers.
+           */
+          protocol: 'http1' | 'http2';
           /**
            * How the sidecar connects to `https` endpoints: which CA to trust, the client certificate for mTLS, the SNI name. Without it, https endpoints are verified against Node's default CAs.
            */

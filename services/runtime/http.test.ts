@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2 from 'node:http2';
+import { connect } from 'node:net';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { MeshError } from './errors.js';
-import { ensureRequestId, HttpListener, sendProblem } from './http.js';
+import { ensureRequestId, grpcPercentEncode, HttpListener, sendProblem } from './http.js';
 import { createMetrics } from './metrics.js';
 
 const silent = pino({ level: 'silent' });
@@ -14,7 +16,7 @@ describe('HttpListener', () => {
     await Promise.all(listeners.splice(0).map((l) => l.stop()));
   });
 
-  function listen(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  function listen(handler: (req: IncomingMessage, res: ServerResponse) => void, options = { http2: false }) {
     const metrics = createMetrics();
     const listener = new HttpListener({
       name: 'test',
@@ -23,33 +25,108 @@ describe('HttpListener', () => {
       handler,
       metrics,
       logger: silent,
+      ...options,
     });
     listeners.push(listener);
     return { listener, metrics };
   }
 
-  it('drain waits for in-flight requests, answers them with Connection: close and then refuses new connections', async () => {
-    const release: (() => void)[] = [];
-    const { listener } = listen((_req, res) => {
-      release.push(() => res.end('done'));
+  for (const withHttp2 of [false, true]) {
+    it(`drain waits for in-flight requests, answers them with Connection: close and then refuses new connections${withHttp2 ? ' (http2 on, HTTP/1.1 client)' : ''}`, async () => {
+      const release: (() => void)[] = [];
+      const { listener } = listen(
+        (_req, res) => {
+          release.push(() => res.end('done'));
+        },
+        { http2: withHttp2 },
+      );
+      await listener.listen();
+      const agent = new Agent({ keepAliveTimeout: 10_000 });
+      const pending = request(listener.url, { dispatcher: agent });
+      while (release.length === 0) await new Promise((r) => setImmediate(r));
+
+      let drained = false;
+      const draining = listener.drain().then(() => (drained = true));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(drained, false, 'drain must wait for the in-flight request');
+      await assert.rejects(request(listener.url, { dispatcher: new Agent() }), /ECONNREFUSED/);
+
+      release[0]();
+      const res = await pending;
+      assert.equal(await res.body.text(), 'done');
+      await draining;
+      assert.equal(listener.inFlightRequests, 0);
+      await agent.close();
     });
+  }
+
+  it('with http2, serves HTTP/2 prior-knowledge and HTTP/1.1 connections on one port, told apart by their first bytes', async () => {
+    const seen: string[] = [];
+    const { listener } = listen(
+      (req, res) => {
+        seen.push(`${req.httpVersion} ${req.method} ${req.url} host=${req.headers.host}`);
+        res.end('ok');
+      },
+      { http2: true },
+    );
     await listener.listen();
-    const agent = new Agent({ keepAliveTimeout: 10_000 });
-    const pending = request(listener.url, { dispatcher: agent });
+    const { port } = listener.address;
+
+    const session = http2.connect(listener.url);
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const stream = session.request({ ':path': '/two', ':authority': 'orders' });
+      stream.on('response', (headers) => resolve(headers[':status']));
+      stream.on('error', reject);
+      stream.resume();
+    });
+    assert.equal(status, 200);
+    session.close();
+
+    // A method that begins like the HTTP/2 preface ("PR…"), its first bytes sent alone: the
+    // listener waits for more before it decides, and the request goes to HTTP/1.1.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.write('PR');
+        setTimeout(
+          () => socket.write('OPFIND /dav HTTP/1.1\r\nHost: files\r\nConnection: close\r\n\r\n'),
+          20,
+        );
+      });
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 200 /);
+    assert.deepEqual(seen, ['2.0 GET /two host=orders', '1.1 PROPFIND /dav host=files']);
+  });
+
+  it('with http2, drain sends GOAWAY and waits for the HTTP/2 streams in flight', async () => {
+    const release: (() => void)[] = [];
+    const { listener } = listen((_req, res) => release.push(() => res.end('done')), { http2: true });
+    await listener.listen();
+    const session = http2.connect(listener.url);
+    const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+    let body = '';
+    const answered = new Promise<void>((resolve, reject) => {
+      const stream = session.request({ ':path': '/slow' });
+      stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
     while (release.length === 0) await new Promise((r) => setImmediate(r));
 
     let drained = false;
     const draining = listener.drain().then(() => (drained = true));
-    await new Promise((r) => setImmediate(r));
-    assert.equal(drained, false, 'drain must wait for the in-flight request');
-    await assert.rejects(request(listener.url, { dispatcher: new Agent() }), /ECONNREFUSED/);
-
+    await goaway;
+    assert.equal(drained, false, 'drain must wait for the stream in flight');
+    assert.equal(listener.status().connections, 1);
     release[0]();
-    const res = await pending;
-    assert.equal(await res.body.text(), 'done');
+    await answered;
+    assert.equal(body, 'done');
     await draining;
     assert.equal(listener.inFlightRequests, 0);
-    await agent.close();
+    session.destroy();
   });
 
   it('turns absolute-form request targets (HTTP_PROXY clients) into origin-form with their authority as Host', async () => {
@@ -121,5 +198,14 @@ describe('HttpListener', () => {
     const id = await res.body.text();
     assert.match(id, /^[0-9a-f-]{36}$/);
     assert.equal(res.headers['x-request-id'], id);
+  });
+});
+
+describe('grpcPercentEncode', () => {
+  it('keeps printable ASCII and percent-encodes % and every other byte of the UTF-8 text', () => {
+    assert.equal(
+      grpcPercentEncode('MESH_TIMEOUT: app: 100% slow ü\n'),
+      'MESH_TIMEOUT: app: 100%25 slow %C3%BC%0A',
+    );
   });
 });

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import http2, { type Http2Server, type Http2ServerRequest, type Http2Session } from 'node:http2';
 import https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ListenerStatus } from './component.js';
@@ -35,6 +37,13 @@ export interface HttpListenerOptions {
    * as plain requests and the upgrade is never offered to anyone.
    */
   readonly acceptUpgrades?: boolean;
+  /**
+   * Also speaks HTTP/2: over TLS when the client offers `h2` by ALPN, in cleartext with prior
+   * knowledge (h2c, what gRPC clients send), each new connection told apart by its first bytes
+   * (the HTTP/2 preface). The connection goes to the HTTP/2 or the HTTP/1.1 server; both run the
+   * same handler (node:http2's compatibility API).
+   */
+  readonly http2?: boolean;
 }
 
 /** What a handler tells the listener about a request, for metrics and the access log. */
@@ -89,6 +98,9 @@ function decodeURIComponentSafe(text: string): string {
 /** How long a client may take to send a request's headers (slowloris protection). */
 export const HEADERS_TIMEOUT_MS = 10_000;
 
+/** What every HTTP/2 connection starts with (RFC 9113 §3.4). */
+const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
 /**
  * The trace id of a W3C `traceparent` header (`00-<trace id>-<span id>-<flags>`), for the access
  * log when tracing is off; undefined when the header is absent or malformed.
@@ -134,16 +146,83 @@ export function sendProblem(
     return;
   }
   if (requestId !== undefined) res.setHeader(REQUEST_ID_HEADER, requestId);
+  const http2Response = res.req.httpVersionMajor === 2;
+  for (const [name, value] of Object.entries(meshError.headers)) {
+    // HTTP/2 has no Connection header (node:http2 throws on it): the stream ends, not the connection.
+    if (!(http2Response && name === 'connection')) res.setHeader(name, value);
+  }
+  if (isGrpc(res.req)) {
+    sendGrpcStatus(res, meshError);
+    return;
+  }
   const body = JSON.stringify(meshError.toProblem(instance));
-  for (const [name, value] of Object.entries(meshError.headers)) res.setHeader(name, value);
   res.statusCode = meshError.status;
   res.setHeader('content-type', PROBLEM_CONTENT_TYPE);
   res.setHeader('content-length', Buffer.byteLength(body));
   res.end(body);
 }
 
-/** True when the request has a body: framing headers say so (RFC 9112 §6.3). */
+/** A gRPC call (any of its content types: `application/grpc`, `+proto`, `+json`, …). */
+export function isGrpc(req: IncomingMessage): boolean {
+  const contentType = req.headers['content-type'];
+  return typeof contentType === 'string' && contentType.startsWith('application/grpc');
+}
+
+/**
+ * gRPC status codes for the sidecar's own refusals: by stable code where one says more than the
+ * HTTP status, else by the status as gRPC's HTTP mapping does (what a gRPC client would make of
+ * the HTTP status anyway, doc/http-grpc-status-mapping.md).
+ */
+const GRPC_STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  MESH_TIMEOUT: 4, // DEADLINE_EXCEEDED
+  MESH_RATE_LIMITED: 8, // RESOURCE_EXHAUSTED
+};
+const GRPC_STATUS_BY_HTTP: Readonly<Record<number, number>> = {
+  400: 13, // INTERNAL
+  401: 16, // UNAUTHENTICATED
+  403: 7, // PERMISSION_DENIED
+  404: 12, // UNIMPLEMENTED
+  429: 14, // UNAVAILABLE
+  502: 14,
+  503: 14,
+  504: 14,
+};
+const GRPC_UNKNOWN = 2;
+
+/** gRPC's `grpc-message` encoding: UTF-8, with bytes outside printable ASCII and `%` percent-encoded. */
+export function grpcPercentEncode(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * A refusal of a gRPC call, as gRPC clients read one: HTTP 200 with `grpc-status` and a
+ * percent-encoded `grpc-message` (the stable code and the detail) in a headers-only response,
+ * as Envoy answers gRPC calls it refuses itself. The problem's own headers (Retry-After,
+ * WWW-Authenticate, x-mesh-error) stay on it.
+ */
+function sendGrpcStatus(res: ServerResponse, error: MeshError): void {
+  const grpcStatus = GRPC_STATUS_BY_CODE[error.code] ?? GRPC_STATUS_BY_HTTP[error.status] ?? GRPC_UNKNOWN;
+  res.statusCode = 200;
+  res.setHeader('content-type', 'application/grpc');
+  res.setHeader('grpc-status', String(grpcStatus));
+  res.setHeader('grpc-message', grpcPercentEncode(`${error.code}: ${error.message}`));
+  res.setHeader('x-mesh-error-code', error.code);
+  res.end();
+}
+
+/**
+ * True when the request has a body: HTTP/1.1 framing headers say so (RFC 9112 §6.3); an HTTP/2
+ * request has one unless its HEADERS frame ended the stream (RFC 9113 §8.1).
+ */
 export function hasBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2) return !(req as unknown as Http2ServerRequest).stream.endAfterHeaders;
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 
@@ -186,7 +265,11 @@ export class HttpListener {
   readonly name: string;
   private readonly options: HttpListenerOptions;
   private readonly server: Server;
+  /** With `http2`: the HTTP/2 server, and the listening server that hands connections to either. */
+  private readonly h2: Http2Server | undefined;
+  private readonly front: net.Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private readonly h2Sessions = new Set<Http2Session>();
   private inFlight = 0;
   private draining = false;
   private drainPromise: Promise<void> | undefined;
@@ -200,19 +283,18 @@ export class HttpListener {
     // Slow-header (slowloris) clients get 408 and are closed after HEADERS_TIMEOUT_MS, checked
     // every second, instead of Node's 60 s checked every 30 s.
     const limits = { headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1_000 };
-    this.server = options.tls
-      ? https.createServer(
-          {
-            ...limits,
-            cert: readFileSync(options.tls.cert),
-            key: readFileSync(options.tls.key),
-            ...(options.tls.clientCa
-              ? { ca: readFileSync(options.tls.clientCa), requestCert: true, rejectUnauthorized: true }
-              : {}),
-          },
-          onRequest,
-        )
-      : http.createServer(limits, onRequest);
+    const tlsOptions = options.tls && {
+      cert: readFileSync(options.tls.cert),
+      key: readFileSync(options.tls.key),
+      ...(options.tls.clientCa
+        ? { ca: readFileSync(options.tls.clientCa), requestCert: true, rejectUnauthorized: true }
+        : {}),
+    };
+    // With HTTP/2 the HTTP/1.1 server only parses: `front` accepts (and terminates TLS).
+    this.server =
+      tlsOptions && !options.http2
+        ? https.createServer({ ...limits, ...tlsOptions }, onRequest)
+        : http.createServer(limits, onRequest);
     // Longer than any usual client idle timeout, so the client closes first and never races a reuse.
     this.server.keepAliveTimeout = 65_000;
     if (options.acceptUpgrades) {
@@ -224,16 +306,74 @@ export class HttpListener {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
+    if (options.http2) {
+      const h2 = http2.createServer(
+        { settings: { enablePush: false } },
+        onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+      );
+      h2.on('session', (session: Http2Session) => {
+        this.h2Sessions.add(session);
+        session.once('close', () => this.h2Sessions.delete(session));
+        // A session that fails (a reset socket, a protocol error) fails its streams; nothing to rethrow.
+        session.on('error', () => undefined);
+        if (this.draining) session.close();
+      });
+      this.h2 = h2;
+      // TLS: ALPN says which protocol the client speaks. Cleartext: the first bytes do.
+      this.front = tlsOptions
+        ? tls.createServer({ ...tlsOptions, ALPNProtocols: ['h2', 'http/1.1'] }, (socket) =>
+            (socket.alpnProtocol === 'h2' ? h2 : this.server).emit('connection', socket),
+          )
+        : net.createServer({ noDelay: true }, (socket) => this.routeConnection(socket));
+    }
+  }
+
+  /**
+   * Reads a new connection's first bytes and hands it to the HTTP/2 server when they are the
+   * HTTP/2 client preface (RFC 9113 §3.4), else to the HTTP/1.1 server; the bytes are put back
+   * first. A connection that sends nothing is closed after HEADERS_TIMEOUT_MS, as a slow HTTP/1.1
+   * head would be.
+   */
+  private routeConnection(socket: Socket): void {
+    let seen: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), HEADERS_TIMEOUT_MS);
+    const giveUp = () => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const compared = Math.min(seen.length, HTTP2_PREFACE.length);
+      const isHttp2 = seen.subarray(0, compared).equals(HTTP2_PREFACE.subarray(0, compared));
+      // Only part of what could still be the preface: wait for the rest.
+      if (isHttp2 && compared < HTTP2_PREFACE.length) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', giveUp);
+      socket.off('end', giveUp);
+      socket.pause();
+      socket.unshift(seen);
+      (isHttp2 ? this.h2! : this.server).emit('connection', socket);
+      // The server's own listeners are on now: let the bytes flow to them.
+      process.nextTick(() => socket.resume());
+    };
+    socket.on('data', onData);
+    socket.once('error', giveUp);
+    socket.once('end', giveUp);
   }
 
   /** Binds the socket; port 0 picks a free port (see `address`). */
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
+      const listening = this.front ?? this.server;
       const onError = (err: Error) => reject(err);
-      this.server.once('error', onError);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', onError);
-        this.boundAddress = this.server.address() as AddressInfo;
+      listening.once('error', onError);
+      listening.listen(this.options.port, this.options.host, () => {
+        listening.off('error', onError);
+        // The HTTP/1.1 server behind `front` never listens itself, but starts tracking its
+        // connections (header timeouts, closeIdleConnections) on this event.
+        if (listening !== this.server) this.server.emit('listening');
+        this.boundAddress = listening.address() as AddressInfo;
         resolve(this.boundAddress);
       });
     });
@@ -251,7 +391,7 @@ export class HttpListener {
   }
 
   get isListening(): boolean {
-    return this.server.listening;
+    return (this.front ?? this.server).listening;
   }
 
   get isDraining(): boolean {
@@ -266,10 +406,10 @@ export class HttpListener {
   status(): ListenerStatus {
     return {
       name: this.name,
-      url: this.boundAddress && this.server.listening ? this.url : null,
-      listening: this.server.listening,
+      url: this.boundAddress && this.isListening ? this.url : null,
+      listening: this.isListening,
       draining: this.draining,
-      connections: this.sockets.size,
+      connections: this.sockets.size + this.h2Sessions.size,
       inFlight: this.inFlight,
     };
   }
@@ -279,8 +419,11 @@ export class HttpListener {
       this.draining = true;
       // close() stops accepting; its callback only fires once every connection is gone, which
       // waits for the in-flight requests below, so readiness of the drain is tracked by count.
+      this.front?.close(() => undefined);
       this.server.close(() => undefined);
       this.server.closeIdleConnections();
+      // GOAWAY: HTTP/2 clients open no new streams; the running ones finish.
+      for (const session of this.h2Sessions) session.close();
       if (this.inFlight === 0) resolve();
       else this.idleWaiters.push(resolve);
     });
@@ -289,9 +432,11 @@ export class HttpListener {
 
   async stop(): Promise<void> {
     this.draining = true;
+    if (this.front?.listening) this.front.close(() => undefined);
     if (this.server.listening) this.server.close(() => undefined);
     this.server.closeAllConnections();
     for (const socket of this.sockets) socket.destroy();
+    for (const session of this.h2Sessions) session.destroy();
     this.resolveIdleWaiters();
     await Promise.resolve();
   }
@@ -304,7 +449,10 @@ export class HttpListener {
     // Captured now: the socket is detached from the request by the time 'close' fires.
     const remote = req.socket.remoteAddress;
     this.inFlight += 1;
-    if (this.draining) res.setHeader('connection', 'close');
+    if (req.httpVersionMajor === 2) {
+      // The handlers route on Host; HTTP/2 carries it as `:authority`.
+      req.headers.host ??= req.headers[':authority'] as string | undefined;
+    } else if (this.draining) res.setHeader('connection', 'close');
     // One listener: a response emits `close` after `finish`, and alone when the connection is cut.
     // `on`, not `once`: 'close' comes once, and `once` wraps and then removes every listener.
     res.on('close', () => {

@@ -1,0 +1,388 @@
+/**
+ * HTTP/2 and gRPC through the sidecar process. A real gRPC server (@grpc/grpc-js) is the app behind
+ * the ingress (`targetProtocol: http2`) and a service behind the egress (`protocol: http2`); a real
+ * gRPC client calls it through each listener over h2c, on the same port that serves HTTP/1.1. The
+ * status in the response trailers, metadata both ways, server streaming and the sidecar's own
+ * refusals (as gRPC statuses) are checked; and an HTTP/2 client reaches an HTTP/1.1 app.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { request } from 'undici';
+import { createCa, issueCertificate } from '../scripts/lib/pki.js';
+import { metricValue, startTestSidecar } from './helpers/sidecar-process.js';
+import { CleanupStack } from './helpers/wait.js';
+
+const bytes = (b: Buffer) => b;
+const method = (name: string, responseStream: boolean) => ({
+  path: `/mesh.test.Echo/${name}`,
+  requestStream: false,
+  responseStream,
+  requestSerialize: bytes,
+  requestDeserialize: bytes,
+  responseSerialize: bytes,
+  responseDeserialize: bytes,
+});
+/** Messages are raw bytes: no .proto needed to prove what the proxy does with frames and trailers. */
+const ECHO_SERVICE = {
+  echo: method('Echo', false),
+  fail: method('Fail', false),
+  count: method('Count', true),
+} as const;
+
+interface Seen {
+  metadata: grpc.Metadata;
+}
+
+/**
+ * A gRPC server on a free port: Echo (answers "echo:<request>"), Fail (NOT_FOUND), Count (streams n
+ * messages). With `credentials`, over TLS.
+ */
+async function startGrpcApp(
+  cleanup: CleanupStack,
+  credentials = grpc.ServerCredentials.createInsecure(),
+): Promise<{ url: string; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const server = new grpc.Server();
+  server.addService(ECHO_SERVICE, {
+    echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      seen.push({ metadata: call.metadata });
+      const header = new grpc.Metadata();
+      header.set('x-app', 'grpc-echo');
+      call.sendMetadata(header);
+      const trailer = new grpc.Metadata();
+      trailer.set('x-app-trailer', 'done');
+      callback(null, Buffer.concat([Buffer.from('echo:'), call.request]), trailer);
+    },
+    fail: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      seen.push({ metadata: call.metadata });
+      callback({ code: grpc.status.NOT_FOUND, details: `no order ${call.request.toString()}` });
+    },
+    count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      const n = Number(call.request.toString());
+      for (let i = 1; i <= n; i += 1) call.write(Buffer.from(String(i)));
+      call.end();
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
+  );
+  cleanup.defer(() => new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
+  return { url: `${credentials._isSecure() ? 'https' : 'http'}://127.0.0.1:${port}`, seen };
+}
+
+interface UnaryResult {
+  error: grpc.ServiceError | null;
+  value?: Buffer;
+  headers?: grpc.Metadata;
+  trailers?: grpc.Metadata;
+}
+
+/** A gRPC client to `url` (`http://host:port`), naming `authority` as the `:authority` it calls. */
+function grpcClient(
+  cleanup: CleanupStack,
+  url: string,
+  authority?: string,
+  credentials = grpc.credentials.createInsecure(),
+) {
+  const { host } = new URL(url);
+  const client = new grpc.Client(host, credentials, {
+    ...(authority ? { 'grpc.default_authority': authority, 'grpc.ssl_target_name_override': authority } : {}),
+  });
+  cleanup.defer(() => client.close());
+  const unary = (name: 'echo' | 'fail', body: string, metadata = new grpc.Metadata()) =>
+    new Promise<UnaryResult>((resolve) => {
+      const result: UnaryResult = { error: null };
+      const call = client.makeUnaryRequest(
+        ECHO_SERVICE[name].path,
+        bytes,
+        bytes,
+        Buffer.from(body),
+        metadata,
+        { deadline: Date.now() + 10_000 },
+        (error, value) => {
+          result.error = error;
+          result.value = value;
+          // 'status' (with the trailers) comes right after the callback.
+          setImmediate(() => resolve(result));
+        },
+      );
+      call.on('metadata', (headers: grpc.Metadata) => (result.headers = headers));
+      call.on('status', (status: grpc.StatusObject) => (result.trailers = status.metadata));
+    });
+  const count = (n: number) =>
+    new Promise<string[]>((resolve, reject) => {
+      const got: string[] = [];
+      const call = client.makeServerStreamRequest(
+        ECHO_SERVICE.count.path,
+        bytes,
+        bytes,
+        Buffer.from(String(n)),
+      );
+      call.on('data', (message: Buffer) => got.push(message.toString()));
+      call.on('error', reject);
+      call.on('end', () => resolve(got));
+    });
+  return { unary, count };
+}
+
+describe('HTTP/2 and gRPC through the sidecar process', function () {
+  this.timeout(60_000);
+  const cleanup = new CleanupStack();
+  afterEach(() => cleanup.run());
+
+  it('ingress: unary and server-streaming gRPC calls reach a gRPC app, with metadata and status both ways', async () => {
+    const app = await startGrpcApp(cleanup);
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: { host: '127.0.0.1', port: 0, target: app.url, targetProtocol: 'http2' },
+    });
+    const client = grpcClient(cleanup, sidecar.urls.ingress);
+
+    const metadata = new grpc.Metadata();
+    metadata.set('x-request-id', 'grpc-call-1');
+    metadata.set('x-tenant', 'acme');
+    const ok = await client.unary('echo', 'hello', metadata);
+    assert.equal(ok.error, null);
+    assert.equal(ok.value?.toString(), 'echo:hello');
+    assert.deepEqual(ok.headers?.get('x-app'), ['grpc-echo']);
+    assert.deepEqual(ok.headers?.get('x-request-id'), ['grpc-call-1']);
+    // The app's trailing metadata arrived: trailers are relayed, not dropped.
+    assert.deepEqual(ok.trailers?.get('x-app-trailer'), ['done']);
+    const received = app.seen.at(-1)!.metadata;
+    assert.deepEqual(received.get('x-tenant'), ['acme']);
+    assert.deepEqual(received.get('x-request-id'), ['grpc-call-1']);
+    assert.deepEqual(received.get('x-forwarded-proto'), ['http']);
+    assert.equal(received.get('x-forwarded-for').length, 1);
+
+    // An error status travels in the trailers: without them the client would see a bare 200.
+    const failed = await client.unary('fail', '42');
+    assert.equal(failed.error?.code, grpc.status.NOT_FOUND);
+    assert.equal(failed.error?.details, 'no order 42');
+
+    assert.deepEqual(
+      await client.count(200),
+      Array.from({ length: 200 }, (_, i) => String(i + 1)),
+    );
+
+    // Many calls at once share the sidecar's connections; each gets its own answer.
+    const many = await Promise.all(Array.from({ length: 50 }, (_, i) => client.unary('echo', `m${i}`)));
+    assert.deepEqual(
+      many.map((r) => r.value?.toString()),
+      Array.from({ length: 50 }, (_, i) => `echo:m${i}`),
+    );
+
+    // The same port still serves HTTP/1.1.
+    const plain = await request(`${sidecar.urls.admin}/readyz`);
+    assert.equal(plain.statusCode, 200);
+    await plain.body.dump();
+    assert.equal(
+      await metricValue(
+        sidecar.urls.admin,
+        'mesh_http_server_requests_total',
+        'listener="ingress",method="POST",route="forward",status="200"',
+      ),
+      1 + 1 + 1 + 50,
+    );
+  });
+
+  it('egress: a gRPC call reaches the service named by :authority; refusals come back as gRPC statuses', async () => {
+    const app = await startGrpcApp(cleanup);
+    // A port nothing listens on.
+    const dead = http.createServer();
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const deadUrl = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
+    await new Promise((resolve) => dead.close(resolve));
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: { enabled: false },
+      egress: {
+        host: '127.0.0.1',
+        port: 0,
+        services: {
+          orders: { endpoints: [app.url], protocol: 'http2' },
+          gone: {
+            endpoints: [deadUrl],
+            protocol: 'http2',
+            retry: { attempts: 2, baseBackoffMs: 1, maxBackoffMs: 2 },
+          },
+        },
+      },
+    });
+
+    const orders = grpcClient(cleanup, sidecar.urls.egress, 'orders');
+    const ok = await orders.unary('echo', 'via egress');
+    assert.equal(ok.error, null);
+    assert.equal(ok.value?.toString(), 'echo:via egress');
+    assert.deepEqual(ok.trailers?.get('x-app-trailer'), ['done']);
+    const failed = await orders.unary('fail', '7');
+    assert.equal(failed.error?.code, grpc.status.NOT_FOUND);
+    assert.equal(failed.error?.details, 'no order 7');
+    assert.deepEqual(
+      await orders.count(20),
+      Array.from({ length: 20 }, (_, i) => String(i + 1)),
+    );
+
+    // The sidecar's own answers: an unknown service, and one whose endpoint refuses connections.
+    const unknown = await grpcClient(cleanup, sidecar.urls.egress, 'nobody').unary('echo', 'x');
+    assert.equal(unknown.error?.code, grpc.status.UNIMPLEMENTED);
+    assert.match(unknown.error?.details ?? '', /^MESH_NOT_FOUND: .*nobody/);
+    const down = await grpcClient(cleanup, sidecar.urls.egress, 'gone').unary('echo', 'x');
+    assert.equal(down.error?.code, grpc.status.UNAVAILABLE);
+    assert.match(down.error?.details ?? '', /^MESH_/);
+    assert.equal(
+      await metricValue(sidecar.urls.admin, 'mesh_upstream_retries_total', 'service="gone"'),
+      1,
+      'the connect failure was retried once, as for HTTP/1.1',
+    );
+  });
+
+  it('over TLS: gRPC with client certificates into the ingress (h2 by ALPN), and out of the egress to a TLS gRPC service', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grpc-tls-'));
+    cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
+    await createCa(dir, 'ca', '/CN=grpc-test-ca');
+    for (const [name, usage] of [
+      ['orders', 'serverAuth'],
+      ['caller', 'clientAuth'],
+    ]) {
+      await issueCertificate(dir, {
+        name,
+        subject: `/CN=${name}.internal`,
+        ca: 'ca',
+        extensions: `subjectAltName=DNS:${name}.internal\nextendedKeyUsage=${usage}\n`,
+      });
+    }
+    const file = (name: string) => join(dir, name);
+    const pem = (name: string) => readFileSync(file(name));
+    const plainApp = await startGrpcApp(cleanup);
+    // A TLS gRPC service that insists on a client certificate.
+    const tlsApp = await startGrpcApp(
+      cleanup,
+      grpc.ServerCredentials.createSsl(
+        pem('ca.crt'),
+        [{ cert_chain: pem('orders.crt'), private_key: pem('orders.key') }],
+        true,
+      ),
+    );
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: {
+        host: '127.0.0.1',
+        port: 0,
+        target: plainApp.url,
+        targetProtocol: 'http2',
+        tls: { cert: file('orders.crt'), key: file('orders.key'), clientCa: file('ca.crt') },
+      },
+      egress: {
+        host: '127.0.0.1',
+        port: 0,
+        services: {
+          orders: {
+            endpoints: [tlsApp.url],
+            protocol: 'http2',
+            tls: {
+              ca: file('ca.crt'),
+              cert: file('caller.crt'),
+              key: file('caller.key'),
+              serverName: 'orders.internal',
+            },
+          },
+        },
+      },
+    });
+
+    const withCertificate = grpc.credentials.createSsl(pem('ca.crt'), pem('caller.key'), pem('caller.crt'));
+    const inbound = await grpcClient(cleanup, sidecar.urls.ingress, 'orders.internal', withCertificate).unary(
+      'echo',
+      'tls',
+    );
+    assert.equal(inbound.error, null);
+    assert.equal(inbound.value?.toString(), 'echo:tls');
+    assert.deepEqual(plainApp.seen.at(-1)!.metadata.get('x-forwarded-proto'), ['https']);
+    const failed = await grpcClient(cleanup, sidecar.urls.ingress, 'orders.internal', withCertificate).unary(
+      'fail',
+      '9',
+    );
+    assert.equal(failed.error?.code, grpc.status.NOT_FOUND);
+    // No client certificate: the TLS handshake fails, no call reaches the app.
+    const seenBefore = plainApp.seen.length;
+    const anonymous = await grpcClient(
+      cleanup,
+      sidecar.urls.ingress,
+      'orders.internal',
+      grpc.credentials.createSsl(pem('ca.crt')),
+    ).unary('echo', 'x');
+    assert.equal(anonymous.error?.code, grpc.status.UNAVAILABLE);
+    assert.equal(plainApp.seen.length, seenBefore);
+
+    const outbound = await grpcClient(cleanup, sidecar.urls.egress, 'orders').unary('echo', 'to tls');
+    assert.equal(outbound.error, null);
+    assert.equal(outbound.value?.toString(), 'echo:to tls');
+    assert.deepEqual(outbound.trailers?.get('x-app-trailer'), ['done']);
+  });
+
+  it('an HTTP/2 client reaches an HTTP/1.1 app through the ingress, with :authority as Host', async () => {
+    const seen: http.IncomingHttpHeaders[] = [];
+    const app = http.createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(201, { 'content-type': 'text/plain', 'x-app': 'h1' }).end(`${req.method} ${req.url}`);
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    cleanup.defer(() => new Promise((resolve) => app.close(resolve)));
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: {
+        host: '127.0.0.1',
+        port: 0,
+        target: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+      },
+    });
+
+    const session = http2.connect(sidecar.urls.ingress);
+    cleanup.defer(() => session.close());
+    const answer = await new Promise<{ headers: http2.IncomingHttpHeaders; body: string }>(
+      (resolve, reject) => {
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/orders?x=1',
+          ':authority': 'shop.example',
+        });
+        let body = '';
+        let headers: http2.IncomingHttpHeaders = {};
+        stream.on('response', (h) => (headers = h));
+        stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        stream.on('end', () => resolve({ headers, body }));
+        stream.on('error', reject);
+        stream.end('payload');
+      },
+    );
+    assert.equal(answer.headers[':status'], 201);
+    assert.equal(answer.headers['x-app'], 'h1');
+    assert.equal(typeof answer.headers['x-request-id'], 'string');
+    assert.equal(answer.body, 'POST /orders?x=1');
+    assert.equal(seen[0].host, 'shop.example');
+    assert.equal(seen[0]['x-forwarded-host'], 'shop.example');
+    assert.equal(seen[0][':authority'], undefined, 'no pseudo-header leaks into HTTP/1.1');
+
+    // With `http2: false` the listener is HTTP/1.1 only: the preface is a malformed request.
+    const h1Only = await startTestSidecar(cleanup, {
+      ingress: {
+        host: '127.0.0.1',
+        port: 0,
+        http2: false,
+        target: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+      },
+    });
+    const refused = http2.connect(h1Only.urls.ingress);
+    cleanup.defer(() => refused.destroy());
+    const outcome = await new Promise<string>((resolve) => {
+      refused.once('error', (err: Error) => resolve(`error: ${err.message}`));
+      refused.once('close', () => resolve('closed'));
+      const stream = refused.request({ ':path': '/' });
+      stream.on('error', () => undefined);
+      stream.on('response', () => resolve('answered'));
+    });
+    assert.notEqual(outcome, 'answered');
+  });
+});

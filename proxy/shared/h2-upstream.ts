@@ -1,0 +1,277 @@
+/**
+ * Requests to an HTTP/2 upstream (h2c for `http:` origins, h2 negotiated by ALPN for `https:`) on
+ * one multiplexed node:http2 session, behind the same `dispatch(options, handler)` interface as an
+ * undici Pool, so `sendUpstream` and everything above it do not know which protocol carried the call.
+ *
+ * Not undici's own HTTP/2 client: in undici 7 a response's trailers arrive after it has already
+ * reported the response complete (the stream's `end` comes before its `trailers` event) and are
+ * lost — and trailers are what gRPC puts its status in. Here the response completes on the
+ * stream's `close`, which comes after both.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import http2, {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type OutgoingHttpHeaders,
+  type SecureClientSessionOptions,
+} from 'node:http2';
+import type { Readable } from 'node:stream';
+import { errors, type Dispatcher } from 'undici';
+
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM: END_STREAM } = http2.constants;
+
+/** What a gRPC server sends as its call's status, in the trailers or in a Trailers-Only answer. */
+const GRPC_STATUS_FIELDS = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
+
+export interface H2OriginOptions {
+  /** How long the upstream may take to send response headers; 0: no limit. */
+  readonly headersTimeout: number;
+  /** Longest pause between two response body chunks; 0: no limit. */
+  readonly bodyTimeout: number;
+  /** How long establishing the session may take; 0: no limit. */
+  readonly connectTimeout?: number;
+  /** For `https:` origins: CA, client certificate and key (mTLS), server name. */
+  readonly tls?: Pick<SecureClientSessionOptions, 'ca' | 'cert' | 'key' | 'servername'>;
+}
+
+/** What the egress endpoints and the ingress hold: an undici Pool or an H2Origin. */
+export interface UpstreamDispatcher {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  /** Lets the requests in flight finish, then closes the connections. */
+  close(): Promise<void>;
+  /** Cuts everything at once. */
+  destroy(): Promise<void>;
+  /** Requests waiting for a connection (the egress breaker's `maxPending`). */
+  readonly stats: { readonly pending: number };
+}
+
+function connectTimeoutError(origin: string, ms: number): Error {
+  return new errors.ConnectTimeoutError(`connecting to ${origin} took longer than ${ms} ms`);
+}
+
+/** One upstream origin spoken to over HTTP/2: a session opened on first use and again after it ends. */
+export class H2Origin implements UpstreamDispatcher {
+  private session: ClientHttp2Session | undefined;
+  private closing = false;
+  private waiting = 0;
+
+  constructor(
+    readonly origin: string,
+    private readonly options: H2OriginOptions,
+  ) {}
+
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const call = new H2Call(handler, this.options);
+    if (this.closing) {
+      call.fail(new errors.ClientClosedError());
+      return false;
+    }
+    let session: ClientHttp2Session;
+    try {
+      session = this.currentSession();
+    } catch (err) {
+      call.fail(err as Error);
+      return false;
+    }
+    if (session.connecting) {
+      this.waiting += 1;
+      let counted = true;
+      const uncount = () => {
+        if (counted) this.waiting -= 1;
+        counted = false;
+      };
+      session.once('connect', uncount);
+      session.once('close', uncount);
+    }
+    call.start(session, options);
+    return true;
+  }
+
+  /** Requests sent on a session that is still connecting. */
+  get stats(): { readonly pending: number } {
+    return { pending: this.waiting };
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const session = this.session;
+    this.session = undefined;
+    if (session === undefined || session.destroyed) return;
+    await new Promise<void>((resolve) => session.close(resolve));
+  }
+
+  async destroy(): Promise<void> {
+    this.closing = true;
+    this.session?.destroy();
+    this.session = undefined;
+    await Promise.resolve();
+  }
+
+  private currentSession(): ClientHttp2Session {
+    const current = this.session;
+    if (current !== undefined && !current.closed && !current.destroyed) return current;
+    const session = http2.connect(this.origin, {
+      ...(this.origin.startsWith('https:') ? this.options.tls : {}),
+      settings: { enablePush: false },
+    });
+    const forget = () => {
+      if (this.session === session) this.session = undefined;
+    };
+    // A failed or lost session fails its streams, which carry the error to their callers.
+    session.on('error', forget);
+    // GOAWAY: the streams already running finish; new requests go to a new session.
+    session.on('goaway', forget);
+    session.once('close', forget);
+    const connectTimeout = this.options.connectTimeout ?? 0;
+    if (connectTimeout > 0) {
+      const timer = setTimeout(() => {
+        if (!session.connecting) return;
+        session.destroy(connectTimeoutError(this.origin, connectTimeout));
+      }, connectTimeout);
+      timer.unref();
+      session.once('connect', () => clearTimeout(timer));
+      session.once('close', () => clearTimeout(timer));
+    }
+    this.session = session;
+    return session;
+  }
+}
+
+/** Request headers as HTTP/2 wants them: pseudo-headers, `Host` as `:authority`. */
+function h2RequestHeaders(options: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = { ':method': options.method, ':path': options.path };
+  const given = (options.headers ?? {}) as Record<string, string | string[] | undefined>;
+  for (const name in given) {
+    const value = given[name];
+    if (value === undefined) continue;
+    if (name === 'host') out[':authority'] = value;
+    else out[name] = value;
+  }
+  // gRPC servers may insist on it; it is the one `TE` HTTP/2 allows, and the hop-by-hop filter drops it.
+  const contentType = given['content-type'];
+  if (typeof contentType === 'string' && contentType.startsWith('application/grpc')) out.te = 'trailers';
+  return out;
+}
+
+/** One request on a session, driving an undici dispatch handler. */
+class H2Call implements Dispatcher.DispatchController {
+  private stream: ClientHttp2Stream | undefined;
+  private headersTimer: NodeJS.Timeout | undefined;
+  private responded = false;
+  private ended = false;
+  private settled = false;
+  private trailers: IncomingHttpHeaders | undefined;
+  aborted = false;
+  paused = false;
+  reason: Error | null = null;
+
+  constructor(
+    private readonly handler: Dispatcher.DispatchHandler,
+    private readonly options: H2OriginOptions,
+  ) {}
+
+  start(session: ClientHttp2Session, options: Dispatcher.DispatchOptions): void {
+    this.handler.onRequestStart?.(this, {});
+    if (this.settled) return;
+    const body = options.body;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request(h2RequestHeaders(options), { endStream: body == null });
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.stream = stream;
+    if (this.options.headersTimeout > 0) {
+      this.headersTimer = setTimeout(() => {
+        this.abort(new errors.HeadersTimeoutError());
+      }, this.options.headersTimeout);
+    }
+    stream.on('response', (headers, flags) => this.onResponse(headers, flags));
+    stream.on('data', (chunk: Buffer) => {
+      if (this.settled) return;
+      this.handler.onResponseData?.(this, chunk);
+    });
+    stream.once('trailers', (trailers: IncomingHttpHeaders) => (this.trailers = trailers));
+    stream.once('end', () => (this.ended = true));
+    stream.once('error', (err: Error) => this.fail(err));
+    stream.once('close', () => this.onClose(stream));
+    if (this.options.bodyTimeout > 0) {
+      stream.setTimeout(this.options.bodyTimeout, () => {
+        if (this.responded) this.abort(new errors.BodyTimeoutError());
+      });
+    }
+    if (body == null) return;
+    if (typeof body === 'string' || Buffer.isBuffer(body) || body instanceof Uint8Array) {
+      stream.end(body);
+      return;
+    }
+    const source = body as Readable;
+    source.once('error', (err) => this.abort(err));
+    source.pipe(stream);
+  }
+
+  fail(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.headersTimer);
+    this.handler.onResponseError?.(this, err);
+  }
+
+  // Dispatcher.DispatchController ------------------------------------------------------------------
+
+  abort(reason: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.fail(reason);
+    if (this.stream !== undefined && !this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.stream?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.stream?.resume();
+  }
+
+  // ------------------------------------------------------------------------------------------------
+
+  private onResponse(headers: IncomingHttpHeaders & { ':status'?: number }, flags: number): void {
+    if (this.settled) return;
+    clearTimeout(this.headersTimer);
+    this.responded = true;
+    const status = headers[':status'] ?? 502;
+    const plain: IncomingHttpHeaders = {};
+    // gRPC's Trailers-Only answer (an error before any message): the status fields ride in the one
+    // HEADERS frame that also ends the stream. A proxy's client response has sent its head before
+    // it learns the stream ended, so they are passed on as trailers — the form gRPC clients accept.
+    const trailersOnly = (flags & END_STREAM) !== 0 && headers['grpc-status'] !== undefined;
+    const trailers: IncomingHttpHeaders = {};
+    for (const name in headers) {
+      if (name.charCodeAt(0) === 0x3a) continue;
+      if (trailersOnly && GRPC_STATUS_FIELDS.has(name)) trailers[name] = headers[name];
+      else plain[name] = headers[name];
+    }
+    if (trailersOnly) this.trailers = trailers;
+    this.handler.onResponseStart?.(this, status, plain, '');
+  }
+
+  /** The stream is over: complete when the response came and ended cleanly, else fail. */
+  private onClose(stream: ClientHttp2Stream): void {
+    if (this.settled) return;
+    if (this.responded && this.ended && stream.rstCode === NGHTTP2_NO_ERROR) {
+      this.settled = true;
+      this.handler.onResponseEnd?.(this, this.trailers ?? {});
+      return;
+    }
+    this.fail(
+      new errors.SocketError(
+        `the HTTP/2 stream closed ${this.responded ? 'before the response ended' : 'without a response'} (code ${stream.rstCode})`,
+      ),
+    );
+  }
+}
