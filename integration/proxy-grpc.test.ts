@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { request } from 'undici';
 import { createCa, issueCertificate } from '../scripts/lib/pki.js';
+import { freePort } from '../scripts/lib/ports.js';
 import { metricValue, startTestSidecar } from './helpers/sidecar-process.js';
-import { CleanupStack } from './helpers/wait.js';
+import { CleanupStack, waitFor } from './helpers/wait.js';
 
 const bytes = (b: Buffer) => b;
 const method = (name: string, responseStream: boolean) => ({
@@ -32,16 +33,21 @@ const method = (name: string, responseStream: boolean) => ({
 const ECHO_SERVICE = {
   echo: method('Echo', false),
   fail: method('Fail', false),
+  hang: method('Hang', false),
   count: method('Count', true),
 } as const;
 
 interface Seen {
   metadata: grpc.Metadata;
+  /** Hang only: set when the call is cancelled (its caller went away). */
+  cancelled?: boolean;
+  /** Hang only: the deadline the call arrived with (`grpc-timeout`), Infinity without one. */
+  deadline?: number;
 }
 
 /**
- * A gRPC server on a free port: Echo (answers "echo:<request>"), Fail (NOT_FOUND), Count (streams n
- * messages). With `credentials`, over TLS.
+ * A gRPC server on a free port: Echo (answers "echo:<request>"), Fail (NOT_FOUND), Hang (never
+ * answers), Count (streams n messages). With `credentials`, over TLS.
  */
 async function startGrpcApp(
   cleanup: CleanupStack,
@@ -62,6 +68,12 @@ async function startGrpcApp(
     fail: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
       seen.push({ metadata: call.metadata });
       callback({ code: grpc.status.NOT_FOUND, details: `no order ${call.request.toString()}` });
+    },
+    hang: (call: grpc.ServerUnaryCall<Buffer, Buffer>) => {
+      const deadline = call.getDeadline();
+      const entry: Seen = { metadata: call.metadata, cancelled: false, deadline: Number(deadline) };
+      seen.push(entry);
+      call.on('cancelled', () => (entry.cancelled = true));
     },
     count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
       const n = Number(call.request.toString());
@@ -95,7 +107,12 @@ function grpcClient(
     ...(authority ? { 'grpc.default_authority': authority, 'grpc.ssl_target_name_override': authority } : {}),
   });
   cleanup.defer(() => client.close());
-  const unary = (name: 'echo' | 'fail', body: string, metadata = new grpc.Metadata()) =>
+  const unary = (
+    name: 'echo' | 'fail' | 'hang',
+    body: string,
+    metadata = new grpc.Metadata(),
+    deadlineMs = 10_000,
+  ) =>
     new Promise<UnaryResult>((resolve) => {
       const result: UnaryResult = { error: null };
       const call = client.makeUnaryRequest(
@@ -104,7 +121,7 @@ function grpcClient(
         bytes,
         Buffer.from(body),
         metadata,
-        { deadline: Date.now() + 10_000 },
+        { deadline: Date.now() + deadlineMs },
         (error, value) => {
           result.error = error;
           result.value = value;
@@ -128,7 +145,21 @@ function grpcClient(
       call.on('error', reject);
       call.on('end', () => resolve(got));
     });
-  return { unary, count };
+  return { unary, count, client };
+}
+
+/**
+ * Starts a Hang call without a deadline, cancels it once the app has it (the client resets the
+ * stream) and answers the app's record of the call, whose `cancelled` only the sidecar can set.
+ */
+async function cancelHangingCall(client: grpc.Client, seen: Seen[]): Promise<Seen> {
+  const before = seen.length;
+  const error = await new Promise<grpc.ServiceError | null>((resolve) => {
+    const call = client.makeUnaryRequest(ECHO_SERVICE.hang.path, bytes, bytes, Buffer.from('y'), resolve);
+    void waitFor(() => seen.length > before).then(() => call.cancel());
+  });
+  assert.equal(error?.code, grpc.status.CANCELLED);
+  return seen.at(-1)!;
 }
 
 describe('HTTP/2 and gRPC through the sidecar process', function () {
@@ -169,6 +200,24 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       Array.from({ length: 200 }, (_, i) => String(i + 1)),
     );
 
+    // The caller's deadline passes: the app got it (`grpc-timeout`) and the caller DEADLINE_EXCEEDED.
+    const late = await client.unary('hang', 'x', new grpc.Metadata(), 300);
+    assert.equal(late.error?.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.ok(Number.isFinite(app.seen.at(-1)!.deadline), 'the app got the deadline');
+    // A caller that cancels a call without a deadline: the cancellation reaches the app through
+    // the sidecar (no call left running upstream), and the call counts as aborted (status 0).
+    const hung = await cancelHangingCall(client.client, app.seen);
+    assert.equal(hung.deadline, Infinity);
+    await waitFor(() => hung.cancelled, { what: 'the app saw the call cancelled' });
+    await waitFor(
+      async () =>
+        (await metricValue(
+          sidecar.urls.admin,
+          'mesh_http_server_requests_total',
+          'listener="ingress",method="POST",route="forward",status="0"',
+        )) === 2,
+    );
+
     // Many calls at once share the sidecar's connections; each gets its own answer.
     const many = await Promise.all(Array.from({ length: 50 }, (_, i) => client.unary('echo', `m${i}`)));
     assert.deepEqual(
@@ -193,10 +242,7 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
   it('egress: a gRPC call reaches the service named by :authority; refusals come back as gRPC statuses', async () => {
     const app = await startGrpcApp(cleanup);
     // A port nothing listens on.
-    const dead = http.createServer();
-    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-    const deadUrl = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
-    await new Promise((resolve) => dead.close(resolve));
+    const deadUrl = `http://127.0.0.1:${await freePort()}`;
     const sidecar = await startTestSidecar(cleanup, {
       ingress: { enabled: false },
       egress: {
@@ -225,6 +271,8 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       await orders.count(20),
       Array.from({ length: 20 }, (_, i) => String(i + 1)),
     );
+    const hung = await cancelHangingCall(orders.client, app.seen);
+    await waitFor(() => hung.cancelled, { what: 'the app saw the call cancelled' });
 
     // The sidecar's own answers: an unknown service, and one whose endpoint refuses connections.
     const unknown = await grpcClient(cleanup, sidecar.urls.egress, 'nobody').unary('echo', 'x');

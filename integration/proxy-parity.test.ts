@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { freePort } from '../scripts/lib/ports.js';
 import { metricValue, startTestSidecar, type SidecarProcess } from './helpers/sidecar-process.js';
 import { TestUpstream } from './helpers/upstream.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
@@ -20,16 +21,6 @@ async function upstream(cleanup: CleanupStack, name: string): Promise<TestUpstre
   const up = await new TestUpstream({ name }).start();
   cleanup.defer(() => up.stop());
   return up;
-}
-
-/** A port nothing listens on: bound, then closed. */
-async function closedPort(): Promise<number> {
-  const server = http.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Binomial tolerance: |count - n p| within 5 standard deviations (fails about once in 3.5 million). */
@@ -319,7 +310,7 @@ describe('proxy parity through the sidecar process', function () {
       slowShadow.setBehaviour({ kind: 'hang' });
       const sidecar = await startIngress(app, [
         { prefix: '/m', mirror: { target: shadow.url, percent: 50 } },
-        { prefix: '/down', mirror: { target: `http://127.0.0.1:${await closedPort()}`, percent: 100 } },
+        { prefix: '/down', mirror: { target: `http://127.0.0.1:${await freePort()}`, percent: 100 } },
         { prefix: '/slow', mirror: { target: slowShadow.url, percent: 100, timeoutMs: 60_000 } },
       ]);
       const n = 400;

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { ProxyAgent, request } from 'undici';
+import { freePort } from '../scripts/lib/ports.js';
 import { startDemoBackend } from '../services/demo-backend/server.js';
 import { startUpstreams } from './helpers/upstream.js';
 import { metricValue, startTestSidecar } from './helpers/sidecar-process.js';
@@ -222,10 +223,7 @@ describe('HTTP/1.1 protocol handling through the sidecar process', function () {
   it('egress: joins a WebSocket to the service’s endpoint, retrying past a dead one, until the upstream closes', async () => {
     const upstream = await startUpgradeUpstream(cleanup);
     // A port nothing listens on: the first endpoint refuses the connection, the retry goes on.
-    const dead = http.createServer();
-    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-    const deadUrl = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
-    await new Promise((resolve) => dead.close(resolve));
+    const deadUrl = `http://127.0.0.1:${await freePort()}`;
     const sidecar = await start({
       ingress: { enabled: false },
       egress: {

@@ -26,6 +26,7 @@ import {
   HttpListener,
   sendProblem,
   traceIdOf,
+  responseCompleted,
 } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { addForwardingHeaders, withoutHopByHop } from '../shared/headers.js';
@@ -213,7 +214,7 @@ export class EgressComponent implements Component {
     const gone = new CallSignal();
     let upstreamBody: UpstreamBody | undefined;
     res.on('close', () => {
-      const finished = res.writableFinished;
+      const finished = responseCompleted(res);
       if (recording) {
         span.setAttribute('http.response.status_code', res.statusCode);
         if (res.statusCode >= 500 || !finished) span.setStatus({ code: SpanStatusCode.ERROR });

@@ -5,6 +5,7 @@
  * only when `captureBody` is on, and then at most `maxBodyBytes` of each.
  */
 import { pino, type Logger } from 'pino';
+import { responseCompleted } from '../../services/runtime/http.js';
 import { createLogger } from '../../services/runtime/logging.js';
 import type { IngressContext } from './context.js';
 
@@ -82,7 +83,7 @@ export class AuditLog {
         path: ctx.path,
         route: ctx.route,
         status: res.statusCode,
-        completed: res.writableFinished,
+        completed: responseCompleted(res),
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
         client: ctx.clientAddress,
         subject: typeof ctx.claims?.sub === 'string' ? ctx.claims.sub : undefined,

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { requestIdOf } from '../../services/runtime/http.js';
+import { requestIdOf, responseCompleted } from '../../services/runtime/http.js';
 import { CallSignal } from '../shared/signal.js';
 import type { IngressContext } from './context.js';
 
@@ -13,7 +13,7 @@ export function startContext(req: IncomingMessage, res: ServerResponse): Ingress
   const q = url.indexOf('?');
   const gone = new CallSignal();
   res.on('close', () => {
-    if (!res.writableFinished)
+    if (!responseCompleted(res))
       gone.abort(new Error('the client closed the connection before the response ended'));
   });
   return {

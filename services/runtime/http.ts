@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import http2, { type Http2Server, type Http2ServerRequest, type Http2Session } from 'node:http2';
+import http2, {
+  type Http2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+} from 'node:http2';
 import https from 'node:https';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
@@ -99,6 +104,7 @@ function decodeURIComponentSafe(text: string): string {
 export const HEADERS_TIMEOUT_MS = 10_000;
 
 /** What every HTTP/2 connection starts with (RFC 9113 §3.4). */
+const { NGHTTP2_NO_ERROR } = http2.constants;
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 /**
@@ -215,6 +221,16 @@ function sendGrpcStatus(res: ServerResponse, error: MeshError): void {
   res.setHeader('grpc-message', grpcPercentEncode(`${error.code}: ${error.message}`));
   res.setHeader('x-mesh-error-code', error.code);
   res.end();
+}
+
+/**
+ * True when the whole response went out. node:http2's compatibility response reports
+ * `writableFinished` also for a stream the client cancelled before it ended, so an HTTP/2 response
+ * counts as complete when it was ended and its stream closed without an error code.
+ */
+export function responseCompleted(res: ServerResponse): boolean {
+  if (res.req.httpVersionMajor !== 2) return res.writableFinished;
+  return res.writableEnded && (res as unknown as Http2ServerResponse).stream.rstCode === NGHTTP2_NO_ERROR;
 }
 
 /**
@@ -507,7 +523,8 @@ export class HttpListener {
   ): void {
     const seconds = (performance.now() - started) / 1e3;
     const notes = (res as Annotated)[notesKey] ?? {};
-    const status = res.writableFinished ? res.statusCode : 0;
+    const completed = responseCompleted(res);
+    const status = completed ? res.statusCode : 0;
     const method = req.method ?? 'UNKNOWN';
     const route = notes.route ?? 'other';
     const labels = { listener: this.name, method, route, status: String(status) };
@@ -527,7 +544,7 @@ export class HttpListener {
         status,
         durationMs: Math.round(seconds * 1e6) / 1e3,
         remote,
-        aborted: !res.writableFinished,
+        aborted: !completed,
       },
       'access',
     );
