@@ -239,6 +239,27 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     );
   });
 
+  it('ingress: refusals of gRPC calls are gRPC statuses with the stable code, and keep their headers', async () => {
+    const app = await startGrpcApp(cleanup);
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: {
+        host: '127.0.0.1',
+        port: 0,
+        target: app.url,
+        targetProtocol: 'http2',
+        rateLimits: [{ requestsPerSecond: 0.01, burst: 1 }],
+      },
+    });
+    const client = grpcClient(cleanup, sidecar.urls.ingress);
+    assert.equal((await client.unary('echo', 'first')).error, null);
+    const limited = await client.unary('echo', 'second');
+    assert.equal(limited.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(limited.error?.details ?? '', /^MESH_RATE_LIMITED: /);
+    assert.deepEqual(limited.error?.metadata.get('x-mesh-error-code'), ['MESH_RATE_LIMITED']);
+    assert.ok(Number(limited.error?.metadata.get('retry-after')[0]) > 0, 'Retry-After stays on the answer');
+    assert.equal(app.seen.length, 1, 'the refused call never reached the app');
+  });
+
   it('egress: a gRPC call reaches the service named by :authority; refusals come back as gRPC statuses', async () => {
     const app = await startGrpcApp(cleanup);
     // A port nothing listens on.
