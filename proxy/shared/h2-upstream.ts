@@ -73,16 +73,7 @@ export class H2Origin implements UpstreamDispatcher {
       call.fail(err as Error);
       return false;
     }
-    if (session.connecting) {
-      this.waiting += 1;
-      let counted = true;
-      const uncount = () => {
-        if (counted) this.waiting -= 1;
-        counted = false;
-      };
-      session.once('connect', uncount);
-      session.once('close', uncount);
-    }
+    if (session.connecting) this.waiting += 1;
     call.start(session, options);
     return true;
   }
@@ -122,6 +113,12 @@ export class H2Origin implements UpstreamDispatcher {
     // GOAWAY: the streams already running finish; new requests go to a new session.
     session.on('goaway', forget);
     session.once('close', forget);
+    // Calls are only ever waiting on the newest session: when it connects or fails, none is.
+    const stopWaiting = () => {
+      if (this.session === session || this.session === undefined) this.waiting = 0;
+    };
+    session.once('connect', stopWaiting);
+    session.once('close', stopWaiting);
     const connectTimeout = this.options.connectTimeout ?? 0;
     if (connectTimeout > 0) {
       const timer = setTimeout(() => {
