@@ -248,10 +248,14 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
         target: app.url,
         targetProtocol: 'http2',
         rateLimits: [{ requestsPerSecond: 0.01, burst: 1 }],
+        // A gRPC call's body is a stream with no total to bound: the limit does not apply to it.
+        maxBodyBytes: 64,
       },
     });
     const client = grpcClient(cleanup, sidecar.urls.ingress);
-    assert.equal((await client.unary('echo', 'first')).error, null);
+    const big = await client.unary('echo', 'x'.repeat(4096));
+    assert.equal(big.error, null);
+    assert.equal(big.value?.length, 'echo:'.length + 4096);
     const limited = await client.unary('echo', 'second');
     assert.equal(limited.error?.code, grpc.status.RESOURCE_EXHAUSTED);
     assert.match(limited.error?.details ?? '', /^MESH_RATE_LIMITED: /);
