@@ -3,7 +3,8 @@
  * the ingress (`targetProtocol: http2`) and a service behind the egress (`protocol: http2`); a real
  * gRPC client calls it through each listener over h2c, on the same port that serves HTTP/1.1. The
  * status in the response trailers, metadata both ways, server streaming and the sidecar's own
- * refusals (as gRPC statuses) are checked; and an HTTP/2 client reaches an HTTP/1.1 app.
+ * refusals (as gRPC statuses) are checked; and an HTTP/2 client reaches an HTTP/1.1 app, its requests
+ * validated against an OpenAPI document like HTTP/1.1 ones.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,9 +13,11 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { request } from 'undici';
 import { createCa, issueCertificate } from '../scripts/lib/pki.js';
+import { startDemoBackend } from '../services/demo-backend/server.js';
 import { freePort } from '../scripts/lib/ports.js';
 import { metricValue, startTestSidecar } from './helpers/sidecar-process.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
@@ -146,6 +149,27 @@ function grpcClient(
       call.on('end', () => resolve(got));
     });
   return { unary, count, client };
+}
+
+/** One HTTP/2 request on a new session to `url`; the session is closed by `cleanup`. */
+async function h2Request(
+  cleanup: CleanupStack,
+  url: string,
+  headers: http2.OutgoingHttpHeaders,
+  body?: string,
+): Promise<{ headers: http2.IncomingHttpHeaders; body: string }> {
+  const session = http2.connect(url);
+  cleanup.defer(() => session.close());
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers);
+    let text = '';
+    let answered: http2.IncomingHttpHeaders = {};
+    stream.on('response', (h) => (answered = h));
+    stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    stream.on('end', () => resolve({ headers: answered, body: text }));
+    stream.on('error', reject);
+    stream.end(body);
+  });
 }
 
 /**
@@ -396,6 +420,47 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     assert.deepEqual(outbound.trailers?.get('x-app-trailer'), ['done']);
   });
 
+  it('HTTP/2 requests are validated against the OpenAPI document like HTTP/1.1 ones', async () => {
+    const app = await startDemoBackend();
+    cleanup.defer(() => app.close());
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: {
+        host: '127.0.0.1',
+        port: 0,
+        target: app.url,
+        openapi: fileURLToPath(new URL('../examples/openapi/petstore.yaml', import.meta.url)),
+        openapiStrict: true,
+      },
+    });
+    const post = (body: string) =>
+      h2Request(
+        cleanup,
+        sidecar.urls.ingress,
+        {
+          ':method': 'POST',
+          ':path': '/echo/v1/pets',
+          'content-type': 'application/json',
+          'x-tenant': 'acme',
+        },
+        body,
+      );
+    const invalid = await post(JSON.stringify({ name: '', age: -1, color: 'red' }));
+    assert.equal(invalid.headers[':status'], 400);
+    assert.equal(invalid.headers['content-type'], 'application/problem+json');
+    const problem = JSON.parse(invalid.body) as { code: string; errors: { in: string; path: string }[] };
+    assert.equal(problem.code, 'MESH_BAD_REQUEST');
+    assert.deepEqual(problem.errors.map((e) => `${e.in}:${e.path}`).sort(), [
+      'body:/age',
+      'body:/color',
+      'body:/name',
+    ]);
+    const valid = await post(JSON.stringify({ name: 'Rex', age: 3 }));
+    assert.equal(valid.headers[':status'], 200, valid.body);
+    assert.deepEqual((JSON.parse(valid.body) as { body: unknown }).body, { name: 'Rex', age: 3 });
+    const unknown = await h2Request(cleanup, sidecar.urls.ingress, { ':path': '/echo/v1/owners' });
+    assert.equal(unknown.headers[':status'], 404);
+  });
+
   it('an HTTP/2 client reaches an HTTP/1.1 app through the ingress, with :authority as Host', async () => {
     const seen: http.IncomingHttpHeaders[] = [];
     const app = http.createServer((req, res) => {
@@ -412,23 +477,15 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       },
     });
 
-    const session = http2.connect(sidecar.urls.ingress);
-    cleanup.defer(() => session.close());
-    const answer = await new Promise<{ headers: http2.IncomingHttpHeaders; body: string }>(
-      (resolve, reject) => {
-        const stream = session.request({
-          ':method': 'POST',
-          ':path': '/orders?x=1',
-          ':authority': 'shop.example',
-        });
-        let body = '';
-        let headers: http2.IncomingHttpHeaders = {};
-        stream.on('response', (h) => (headers = h));
-        stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        stream.on('end', () => resolve({ headers, body }));
-        stream.on('error', reject);
-        stream.end('payload');
+    const answer = await h2Request(
+      cleanup,
+      sidecar.urls.ingress,
+      {
+        ':method': 'POST',
+        ':path': '/orders?x=1',
+        ':authority': 'shop.example',
       },
+      'payload',
     );
     assert.equal(answer.headers[':status'], 201);
     assert.equal(answer.headers['x-app'], 'h1');
