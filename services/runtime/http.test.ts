@@ -16,7 +16,10 @@ describe('HttpListener', () => {
     await Promise.all(listeners.splice(0).map((l) => l.stop()));
   });
 
-  function listen(handler: (req: IncomingMessage, res: ServerResponse) => void, options = { http2: false }) {
+  function listen(
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+    options: { http2: boolean; idleTimeoutMs?: number } = { http2: false },
+  ) {
     const metrics = createMetrics();
     const listener = new HttpListener({
       name: 'test',
@@ -99,6 +102,40 @@ describe('HttpListener', () => {
     });
     assert.match(raw, /^HTTP\/1\.1 200 /);
     assert.deepEqual(seen, ['2.0 GET /two host=orders', '1.1 PROPFIND /dav host=files']);
+  });
+
+  it('with http2, closes a session idle without streams, and not one waiting on a long stream', async () => {
+    const release: (() => void)[] = [];
+    const { listener } = listen(
+      (req, res) => {
+        if (req.url === '/long') release.push(() => res.end('late'));
+        else res.end('now');
+      },
+      { http2: true, idleTimeoutMs: 150 },
+    );
+    await listener.listen();
+    const session = http2.connect(listener.url);
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    let sessionClosed = false;
+    void closed.then(() => (sessionClosed = true));
+    const get = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const stream = session.request({ ':path': path });
+        let body = '';
+        stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        stream.on('end', () => resolve(body));
+        stream.on('error', reject);
+      });
+    assert.equal(await get('/quick'), 'now');
+    const long = get('/long');
+    // Three idle periods with the long stream open and silent: the session stays.
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    assert.equal(sessionClosed, false);
+    release[0]();
+    assert.equal(await long, 'late');
+    // Nothing open any more: the session is closed after one idle period.
+    await closed;
+    assert.equal(listener.status().connections, 0);
   });
 
   it('with http2, drain sends GOAWAY and waits for the HTTP/2 streams in flight', async () => {

@@ -6,6 +6,7 @@ import http2, {
   type Http2ServerRequest,
   type Http2ServerResponse,
   type Http2Session,
+  type ServerHttp2Stream,
 } from 'node:http2';
 import https from 'node:https';
 import net, { type AddressInfo, type Socket } from 'node:net';
@@ -49,6 +50,38 @@ export interface HttpListenerOptions {
    * same handler (node:http2's compatibility API).
    */
   readonly http2?: boolean;
+  /**
+   * How long a connection may stay open with nothing in flight (HTTP/1.1 keep-alive, an HTTP/2
+   * session without streams); IDLE_TIMEOUT_MS unless a test says otherwise.
+   */
+  readonly idleTimeoutMs?: number;
+}
+
+/** Longer than any usual client idle timeout, so the client closes first and never races a reuse. */
+const IDLE_TIMEOUT_MS = 65_000;
+
+/**
+ * Closes (GOAWAY) an HTTP/2 session after `ms` without frames while no stream is open, as the
+ * HTTP/1.1 server closes idle keep-alive connections; a session waiting on a long stream (a gRPC
+ * server stream with nothing to say) is left alone, and timed again once its last stream ends.
+ */
+function closeWhenIdle(session: Http2Session, ms: number): void {
+  let open = 0;
+  const onIdle = () => {
+    if (open === 0) session.close();
+  };
+  // A listener of its own: the callback of setTimeout is a `once` listener, gone after a first
+  // timeout that found a stream open.
+  session.on('timeout', onIdle);
+  session.setTimeout(ms);
+  session.on('stream', (stream: ServerHttp2Stream) => {
+    open += 1;
+    stream.once('close', () => {
+      open -= 1;
+      // The timer may have fired while the stream was open: arm it again.
+      if (open === 0 && !session.closed) session.setTimeout(ms);
+    });
+  });
 }
 
 /** What a handler tells the listener about a request, for metrics and the access log. */
@@ -311,8 +344,7 @@ export class HttpListener {
       tlsOptions && !options.http2
         ? https.createServer({ ...limits, ...tlsOptions }, onRequest)
         : http.createServer(limits, onRequest);
-    // Longer than any usual client idle timeout, so the client closes first and never races a reuse.
-    this.server.keepAliveTimeout = 65_000;
+    this.server.keepAliveTimeout = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     if (options.acceptUpgrades) {
       this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
         this.onUpgrade(req, socket, head),
@@ -333,6 +365,7 @@ export class HttpListener {
         // A session that fails (a reset socket, a protocol error) fails its streams; nothing to rethrow.
         session.on('error', () => undefined);
         if (this.draining) session.close();
+        else closeWhenIdle(session, options.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
       });
       this.h2 = h2;
       // TLS: ALPN says which protocol the client speaks. Cleartext: the first bytes do.
