@@ -307,3 +307,44 @@ export function startProcess(
     proc.once('exit', (code) => reject(new Error(`${command} exited ${code}: ${out}`)));
   });
 }
+
+/**
+ * nginx from Debian as a reference proxy, one worker, on a free port, with its files in `dir`:
+ * `http` is the body of its `http {}` block for that port (upstreams, `server`). Resolves once the
+ * port accepts connections.
+ */
+export async function startNginx(
+  dir: string,
+  http: (port: number) => string,
+): Promise<{ port: number; url: string; proc: ChildProcess }> {
+  const port = await freePort();
+  const conf = join(dir, 'nginx.conf');
+  await writeFile(
+    conf,
+    `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+${http(port)}
+}
+`,
+  );
+  const proc = spawn('nginx', ['-p', dir, '-c', conf, '-g', 'daemon off;'], { stdio: 'inherit' });
+  for (let i = 0; i < 100; i += 1) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (up) return { port, url: `http://127.0.0.1:${port}`, proc };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  proc.kill('SIGTERM');
+  throw new Error('nginx did not come up');
+}

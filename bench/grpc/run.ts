@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { freePort } from '../../scripts/lib/ports.js';
 import { SIDECAR_NODE_FLAGS } from '../../services/sidecar/node-flags.js';
-import { cpuTimeMs, percentile, startProcess, waitUntilOk } from '../lib.js';
+import { cpuTimeMs, percentile, startNginx, startProcess, waitUntilOk } from '../lib.js';
 import { bytes, ECHO_PATH } from './echo.js';
 
 const { values } = parseArgs({
@@ -103,31 +103,17 @@ async function fixedRate(client: grpc.Client, pid: number): Promise<{ latencies:
   return { latencies: latencies.sort((a, b) => a - b), cpuUs };
 }
 
-async function startNginx(dir: string, appPort: number): Promise<{ port: number; proc: ChildProcess }> {
-  const port = await freePort();
-  const conf = join(dir, 'nginx.conf');
-  await writeFile(
-    conf,
-    `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  upstream app { server 127.0.0.1:${appPort}; keepalive 128; }
+/** nginx proxying gRPC to the app over h2c (`grpc_pass`), upstream connections kept. */
+const startReferenceNginx = (dir: string, appPort: number) =>
+  startNginx(
+    dir,
+    (port) => `  upstream app { server 127.0.0.1:${appPort}; keepalive 128; }
   server {
     listen 127.0.0.1:${port} http2;
     http2_max_requests 1000000;
     location / { grpc_pass grpc://app; }
-  }
-}
-`,
+  }`,
   );
-  const proc = spawn('nginx', ['-p', dir, '-c', conf, '-g', 'daemon off;'], { stdio: 'inherit' });
-  return { port, proc };
-}
 
 const dir = await mkdtemp(join(tmpdir(), 'mesh-bench-grpc-'));
 const children: ChildProcess[] = [];
@@ -141,7 +127,7 @@ try {
   children.push(app.proc);
   const appUrl = app.line.slice('listening on '.length);
   const appPort = Number(new URL(appUrl).port);
-  const nginx = await startNginx(dir, appPort);
+  const nginx = await startReferenceNginx(dir, appPort);
   children.push(nginx.proc);
 
   const [adminPort, ingressPort, egressPort] = [await freePort(), await freePort(), await freePort()];

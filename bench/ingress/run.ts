@@ -20,7 +20,7 @@
  * (dist/, compiled in the run too); the ratios of the two show what the hot path costs now against
  * then with none of the newer rules configured.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startSidecarProcess, type SidecarProcess } from '../../integration/helpers/sidecar-process.js';
-import { startProcess } from '../lib.js';
+import { startNginx, startProcess } from '../lib.js';
 import {
   BARE_FORWARDER,
   PIPE_FORWARDER,
@@ -57,22 +57,15 @@ const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 const bench = { duration, rate, connections };
 
-async function startNginx(dir: string, backendPort: number): Promise<{ url: string; proc: ChildProcess }> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const conf = join(dir, 'nginx.conf');
-  await writeFile(
-    conf,
-    `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  # nginx closes a client connection after 1,000 requests by default; Node's server (the sidecar, the
+/** nginx in front of the backend, keep-alive both ways, X-Forwarded-For added as the sidecar does. */
+const startReferenceNginx = (dir: string, backendPort: number) =>
+  startNginx(
+    dir,
+    (
+      port,
+    ) => `  # nginx closes a client connection after 1,000 requests by default; Node's server (the sidecar, the
   # bare forwarder) never does, and the benchmark's clients count a request cut by such a close as an error.
   keepalive_requests 1000000;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   upstream app { server 127.0.0.1:${backendPort}; keepalive 128; }
   server {
     listen 127.0.0.1:${port};
@@ -82,22 +75,8 @@ http {
       proxy_set_header Connection "";
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     }
-  }
-}
-`,
+  }`,
   );
-  const proc = spawn('nginx', ['-p', dir, '-c', conf, '-g', 'daemon off;'], { stdio: 'inherit' });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i += 1) {
-    try {
-      if ((await fetch(`${url}/hello`)).ok) return { url, proc };
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error('nginx did not come up');
-}
 
 const dir = await mkdtemp(join(tmpdir(), 'mesh-bench-ingress-'));
 const children: ChildProcess[] = [];
@@ -120,7 +99,7 @@ try {
   children.push(backend.proc);
   const backendUrl = /http:\/\/\S+/.exec(backend.line)![0];
   const backendPort = Number(new URL(backendUrl).port);
-  const nginx = await startNginx(dir, backendPort);
+  const nginx = await startReferenceNginx(dir, backendPort);
   children.push(nginx.proc);
   const bare = await startFloor('http', backendUrl);
   children.push(bare.proc);
