@@ -39,33 +39,30 @@ export class Endpoint {
     this.url = new URL(origin);
     this.origin = this.url.origin;
     this.group = options.group;
-    const tls = this.url.protocol === 'https:' && options.tls ? options.tls : undefined;
+    // The service's TLS as Node's connect options, for https endpoints; both clients take them.
+    const given = this.url.protocol === 'https:' ? options.tls : undefined;
+    const tls = given && {
+      ...(given.ca ? { ca: given.ca } : {}),
+      ...(given.cert ? { cert: given.cert } : {}),
+      ...(given.key ? { key: given.key } : {}),
+      ...(given.serverName ? { servername: given.serverName } : {}),
+    };
+    // Timeouts are the dispatch layers' business (per try, overall); these only stop leaks.
     if (options.protocol === 'http2') {
       this.pool = new H2Origin(this.origin, {
         headersTimeout: 0,
         bodyTimeout: 0,
         connectTimeout: options.connectTimeoutMs,
-        tls: tls && { ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.serverName },
+        tls,
       });
       return;
     }
     this.pool = new Pool(this.origin, {
       connections: options.connections ?? 128,
       keepAliveTimeout: 30_000,
-      // Timeouts are the dispatch layers' business (per try, overall); these only stop leaks.
       headersTimeout: 0,
       bodyTimeout: 0,
-      connect: {
-        timeout: options.connectTimeoutMs,
-        ...(tls
-          ? {
-              ...(tls.ca ? { ca: tls.ca } : {}),
-              ...(tls.cert ? { cert: tls.cert } : {}),
-              ...(tls.key ? { key: tls.key } : {}),
-              ...(tls.serverName ? { servername: tls.serverName } : {}),
-            }
-          : {}),
-      },
+      connect: { timeout: options.connectTimeoutMs, ...tls },
     });
   }
 }

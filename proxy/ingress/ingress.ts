@@ -39,7 +39,7 @@ export interface IngressOptions {
   /** The app: `http://127.0.0.1:8080`. */
   readonly target: string;
   readonly timeoutMs: number;
-  /** The listener also accepts h2c (HTTP/2 with prior knowledge). */
+  /** The listener also speaks HTTP/2 (h2 by ALPN with TLS, h2c with prior knowledge without). */
   readonly http2?: boolean;
   /** `http2`: the app serves HTTP/2 (a gRPC server); one multiplexed session instead of the pool. */
   readonly targetProtocol?: 'http1' | 'http2';

@@ -17,6 +17,7 @@ import http2, {
 } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { errors, type Dispatcher } from 'undici';
+import { isGrpcContentType } from '../../services/runtime/http.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM: END_STREAM } = http2.constants;
 
@@ -145,8 +146,7 @@ function h2RequestHeaders(options: Dispatcher.DispatchOptions): OutgoingHttpHead
     else out[name] = value;
   }
   // gRPC servers may insist on it; it is the one `TE` HTTP/2 allows, and the hop-by-hop filter drops it.
-  const contentType = given['content-type'];
-  if (typeof contentType === 'string' && contentType.startsWith('application/grpc')) out.te = 'trailers';
+  if (isGrpcContentType(given['content-type'])) out.te = 'trailers';
   return out;
 }
 
@@ -246,14 +246,14 @@ class H2Call implements Dispatcher.DispatchController {
     // gRPC's Trailers-Only answer (an error before any message): the status fields ride in the one
     // HEADERS frame that also ends the stream. A proxy's client response has sent its head before
     // it learns the stream ended, so they are passed on as trailers — the form gRPC clients accept.
-    const trailersOnly = (flags & END_STREAM) !== 0 && headers['grpc-status'] !== undefined;
-    const trailers: IncomingHttpHeaders = {};
+    const trailers: IncomingHttpHeaders | undefined =
+      (flags & END_STREAM) !== 0 && headers['grpc-status'] !== undefined ? {} : undefined;
     for (const name in headers) {
       if (name.charCodeAt(0) === 0x3a) continue;
-      if (trailersOnly && GRPC_STATUS_FIELDS.has(name)) trailers[name] = headers[name];
+      if (trailers !== undefined && GRPC_STATUS_FIELDS.has(name)) trailers[name] = headers[name];
       else plain[name] = headers[name];
     }
-    if (trailersOnly) this.trailers = trailers;
+    if (trailers !== undefined) this.trailers = trailers;
     this.handler.onResponseStart?.(this, status, plain, '');
   }
 

@@ -217,8 +217,8 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers?: IncomingHttpHeaders): void {
     if (this.finished) return;
     this.ended = true;
-    // Only an HTTP/2 upstream (h2-upstream.ts) reports trailers; gRPC's status travels in them.
-    if (trailers !== undefined && Object.keys(trailers).length > 0) this.trailers = trailers;
+    // Only an HTTP/2 upstream (h2-upstream.ts) reports any; gRPC's status travels in them.
+    this.trailers = trailers;
     if (this.sink !== undefined) {
       relayTrailers(this.sink, this.trailers);
       this.sink.end();

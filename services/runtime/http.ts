@@ -136,8 +136,9 @@ function decodeURIComponentSafe(text: string): string {
 /** How long a client may take to send a request's headers (slowloris protection). */
 export const HEADERS_TIMEOUT_MS = 10_000;
 
-/** What every HTTP/2 connection starts with (RFC 9113 §3.4). */
 const { NGHTTP2_NO_ERROR } = http2.constants;
+
+/** What every HTTP/2 connection starts with (RFC 9113 §3.4). */
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 /**
@@ -201,10 +202,14 @@ export function sendProblem(
   res.end(body);
 }
 
-/** A gRPC call (any of its content types: `application/grpc`, `+proto`, `+json`, …). */
-export function isGrpc(req: IncomingMessage): boolean {
-  const contentType = req.headers['content-type'];
+/** A gRPC content type: `application/grpc`, `+proto`, `+json`, … */
+export function isGrpcContentType(contentType: unknown): boolean {
   return typeof contentType === 'string' && contentType.startsWith('application/grpc');
+}
+
+/** A gRPC call. */
+export function isGrpc(req: IncomingMessage): boolean {
+  return isGrpcContentType(req.headers['content-type']);
 }
 
 /**
@@ -344,7 +349,8 @@ export class HttpListener {
       tlsOptions && !options.http2
         ? https.createServer({ ...limits, ...tlsOptions }, onRequest)
         : http.createServer(limits, onRequest);
-    this.server.keepAliveTimeout = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    this.server.keepAliveTimeout = idleTimeoutMs;
     if (options.acceptUpgrades) {
       this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
         this.onUpgrade(req, socket, head),
@@ -365,7 +371,7 @@ export class HttpListener {
         // A session that fails (a reset socket, a protocol error) fails its streams; nothing to rethrow.
         session.on('error', () => undefined);
         if (this.draining) session.close();
-        else closeWhenIdle(session, options.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
+        else closeWhenIdle(session, idleTimeoutMs);
       });
       this.h2 = h2;
       // TLS: ALPN says which protocol the client speaks. Cleartext: the first bytes do.
@@ -385,11 +391,11 @@ export class HttpListener {
    */
   private routeConnection(socket: Socket): void {
     let seen: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), HEADERS_TIMEOUT_MS);
     const giveUp = () => {
       clearTimeout(timer);
       socket.destroy();
     };
+    const timer = setTimeout(giveUp, HEADERS_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const compared = Math.min(seen.length, HTTP2_PREFACE.length);
