@@ -50,17 +50,24 @@ interface Seen {
 
 /**
  * A gRPC server on a free port: Echo (answers "echo:<request>"), Fail (NOT_FOUND), Hang (never
- * answers), Count (streams n messages). With `credentials`, over TLS.
+ * answers), Count (streams n messages). With `credentials`, over TLS; with `echoFails`, Echo
+ * answers that status instead (a Trailers-Only answer, as gRPC servers send a failure before any
+ * message).
  */
 async function startGrpcApp(
   cleanup: CleanupStack,
   credentials = grpc.ServerCredentials.createInsecure(),
+  echoFails?: grpc.status,
 ): Promise<{ url: string; seen: Seen[] }> {
   const seen: Seen[] = [];
   const server = new grpc.Server();
   server.addService(ECHO_SERVICE, {
     echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
       seen.push({ metadata: call.metadata });
+      if (echoFails !== undefined) {
+        callback({ code: echoFails, details: 'echo is failing' });
+        return;
+      }
       const header = new grpc.Metadata();
       header.set('x-app', 'grpc-echo');
       call.sendMetadata(header);
@@ -261,6 +268,18 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       ),
       1 + 1 + 1 + 50,
     );
+    // The same calls by the gRPC status their caller got: the failed one is not an OK, the two
+    // that ended without a status (deadline passed, cancelled) are CANCELLED.
+    const byCode = (code: string) =>
+      metricValue(
+        sidecar.urls.admin,
+        'mesh_grpc_server_handled_total',
+        `listener="ingress",route="forward",grpc_code="${code}"`,
+      );
+    assert.deepEqual(
+      [await byCode('OK'), await byCode('NOT_FOUND'), await byCode('CANCELLED')],
+      [1 + 1 + 50, 1, 2],
+    );
   });
 
   it('ingress: refusals of gRPC calls are gRPC statuses with the stable code, and keep their headers', async () => {
@@ -286,6 +305,15 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     assert.deepEqual(limited.error?.metadata.get('x-mesh-error-code'), ['MESH_RATE_LIMITED']);
     assert.ok(Number(limited.error?.metadata.get('retry-after')[0]) > 0, 'Retry-After stays on the answer');
     assert.equal(app.seen.length, 1, 'the refused call never reached the app');
+    await waitFor(
+      async () =>
+        (await metricValue(
+          sidecar.urls.admin,
+          'mesh_grpc_server_handled_total',
+          'listener="ingress",route="forward",grpc_code="RESOURCE_EXHAUSTED"',
+        )) === 1,
+      { what: "the sidecar's refusal counted by its gRPC status" },
+    );
   });
 
   it('egress: a gRPC call reaches the service named by :authority; refusals come back as gRPC statuses', async () => {
@@ -514,5 +542,149 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       stream.on('response', () => resolve('answered'));
     });
     assert.notEqual(outcome, 'answered');
+  });
+
+  it('egress: an HTTP/2 stream the upstream refused or never processed is sent again, whatever the method', async () => {
+    const { NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
+    // Requests seen per path, and what the server does with them: the first /refuse stream is
+    // refused (RST_STREAM REFUSED_STREAM); the first /goaway stream gets a GOAWAY whose last stream
+    // id is the one before it (a server shutting down; 0 would mean "the last one I took", so this
+    // needs a stream before it on the session: /refuse's); every /reset stream is reset after its
+    // request came.
+    const seen = new Map<string, number>();
+    const upstream = http2.createServer();
+    upstream.on('stream', (stream, headers) => {
+      const path = String(headers[':path']);
+      const n = (seen.get(path) ?? 0) + 1;
+      seen.set(path, n);
+      stream.on('error', () => undefined);
+      stream.resume();
+      if (path === '/refuse' && n === 1) stream.close(NGHTTP2_REFUSED_STREAM);
+      else if (path === '/goaway' && n === 1) stream.session?.goaway(NGHTTP2_NO_ERROR, stream.id! - 2);
+      else if (path === '/reset') stream.on('end', () => stream.close(NGHTTP2_INTERNAL_ERROR));
+      else
+        stream.on('end', () => {
+          stream.respond({ ':status': 200 });
+          stream.end(`done ${path} #${n}`);
+        });
+    });
+    const sessions = new Set<http2.ServerHttp2Session>();
+    upstream.on('session', (session) => sessions.add(session));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    cleanup.defer(() => {
+      // The session that sent GOAWAY still holds the stream it never answered.
+      for (const session of sessions) session.destroy();
+      return new Promise<void>((resolve) => upstream.close(() => resolve()));
+    });
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: { enabled: false },
+      egress: {
+        host: '127.0.0.1',
+        port: 0,
+        services: {
+          h2svc: {
+            endpoints: [`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`],
+            protocol: 'http2',
+            retry: { attempts: 3, baseBackoffMs: 1, maxBackoffMs: 2 },
+          },
+        },
+      },
+    });
+    const post = async (path: string) => {
+      const answer = await request(`${sidecar.urls.egress}${path}`, {
+        method: 'POST',
+        headers: { host: 'h2svc', 'content-type': 'text/plain' },
+        body: 'order 1',
+      });
+      return { status: answer.statusCode, body: await answer.body.text() };
+    };
+
+    assert.deepEqual(await post('/refuse'), { status: 200, body: 'done /refuse #2' });
+    assert.deepEqual(await post('/goaway'), { status: 200, body: 'done /goaway #2' });
+    // A POST the upstream received and then reset may have been processed: not sent again.
+    const reset = await post('/reset');
+    assert.equal(reset.status, 502);
+    assert.equal(seen.get('/reset'), 1);
+    assert.equal(await metricValue(sidecar.urls.admin, 'mesh_upstream_retries_total', 'service="h2svc"'), 2);
+  });
+
+  it('egress: gRPC statuses count for outlier detection, metrics and retries; a Trailers-Only UNAVAILABLE is retried when the call is idempotent', async () => {
+    const healthy = await startGrpcApp(cleanup);
+    const sick = await startGrpcApp(cleanup, undefined, grpc.status.UNAVAILABLE);
+    const service = (extra: Record<string, unknown>) => ({
+      endpoints: [sick.url, healthy.url],
+      protocol: 'http2',
+      loadBalancer: 'round_robin',
+      ...extra,
+    });
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: { enabled: false },
+      egress: {
+        host: '127.0.0.1',
+        port: 0,
+        services: {
+          // Outlier detection only: a failing call is passed on, and counts against its endpoint.
+          ejecting: service({
+            retry: { attempts: 1 },
+            outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 60_000, maxEjectedPercent: 50 },
+          }),
+          // Retries only: gateway errors, of which UNAVAILABLE (503) is one.
+          retrying: service({
+            retry: { attempts: 2, retryOn: ['gateway-error'], baseBackoffMs: 1, maxBackoffMs: 2 },
+          }),
+        },
+      },
+    });
+
+    const ejecting = grpcClient(cleanup, sidecar.urls.egress, 'ejecting');
+    const codes: (grpc.status | undefined)[] = [];
+    for (let i = 0; i < 8; i += 1) codes.push((await ejecting.unary('echo', `e${i}`)).error?.code);
+    // Round robin: the sick endpoint answers every other call UNAVAILABLE until its second failure.
+    const failures = codes.flatMap((code, i) => (code === undefined ? [] : [i]));
+    assert.equal(failures.length, 2, `calls that failed: ${failures.join(', ')}`);
+    assert.ok(
+      failures[1] <= 3 && codes.every((code) => code === undefined || code === grpc.status.UNAVAILABLE),
+    );
+    assert.equal(
+      await metricValue(sidecar.urls.admin, 'mesh_outlier_ejections_total', 'service="ejecting"'),
+      1,
+    );
+    assert.equal(
+      await metricValue(
+        sidecar.urls.admin,
+        'mesh_upstream_requests_total',
+        'service="ejecting",result="5xx"',
+      ),
+      2,
+    );
+    const handled = async (code: string) =>
+      metricValue(
+        sidecar.urls.admin,
+        'mesh_grpc_server_handled_total',
+        `listener="egress",route="host:ejecting",grpc_code="${code}"`,
+      );
+    // Counted when the caller's stream closes, which may follow its answer by a moment.
+    await waitFor(async () => (await handled('OK')) + (await handled('UNAVAILABLE')) === 8);
+    assert.deepEqual([await handled('UNAVAILABLE'), await handled('OK')], [2, 6]);
+
+    // Not idempotent (a gRPC call is a POST): the UNAVAILABLE goes back to the caller.
+    const retrying = grpcClient(cleanup, sidecar.urls.egress, 'retrying');
+    const plain = [await retrying.unary('echo', 'a'), await retrying.unary('echo', 'b')];
+    assert.deepEqual(plain.map((r) => r.error?.code).sort(), [grpc.status.UNAVAILABLE, undefined].sort());
+    // With an idempotency-key (gRPC metadata is HTTP/2 headers), the sick endpoint's answer is
+    // retried on the other one: every call succeeds.
+    const keyed = new grpc.Metadata();
+    keyed.set('idempotency-key', 'k-1');
+    for (let i = 0; i < 4; i += 1) {
+      const result = await retrying.unary('echo', `k${i}`, keyed);
+      assert.equal(result.error, null, `call ${i}: ${result.error?.message}`);
+      assert.equal(result.value?.toString(), `echo:k${i}`);
+    }
+    const keyedOnSick = sick.seen.filter((s) => s.metadata.get('idempotency-key')[0] === 'k-1').length;
+    assert.ok(keyedOnSick >= 1);
+    assert.equal(
+      await metricValue(sidecar.urls.admin, 'mesh_upstream_retries_total', 'service="retrying"'),
+      keyedOnSick,
+    );
   });
 });

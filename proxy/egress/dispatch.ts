@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { propagation, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { MeshError } from '../../services/runtime/errors.js';
+import { httpStatusOfGrpc, isGrpcContentType } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { CallSignal } from '../shared/signal.js';
 import { sendUpstream, type UpstreamBody } from '../shared/upstream.js';
@@ -58,6 +59,35 @@ export interface Answer {
   /** The response body; whoever gets the answer must pipe or discard it. */
   readonly body: UpstreamBody;
   readonly endpoint: Endpoint;
+  /** A gRPC answer: its HTTP 200 says nothing of the call, its `grpc-status` does (see `judgeAnswer`). */
+  readonly grpc: boolean;
+}
+
+/**
+ * The status an answer stands for where the breaker, outlier detection, retries, metrics and spans
+ * judge it: the HTTP status, except for a gRPC answer with HTTP 200, where it is the `grpc-status`
+ * as HTTP (httpStatusOfGrpc, Envoy's mapping: UNAVAILABLE 503, INTERNAL 500, …). Known with the
+ * headers for HTTP and for gRPC's Trailers-Only answers (a call failing before any message, the
+ * usual form of a gRPC error); undefined while a gRPC body is still streaming, and when it ended
+ * without a status (cut).
+ */
+function statusOf(answer: Answer): number | undefined {
+  if (!answer.grpc) return answer.statusCode;
+  const grpcStatus = answer.body.grpcStatus;
+  return grpcStatus === undefined ? undefined : httpStatusOfGrpc(grpcStatus);
+}
+
+/** Calls `judge` with the answer's status (statusOf) as soon as it is known: at once, or when the body is done. */
+function judgeAnswer(answer: Answer, judge: (status: number | undefined) => void): void {
+  const status = statusOf(answer);
+  if (status !== undefined || !answer.grpc) judge(status);
+  else answer.body.whenDone(() => judge(statusOf(answer)));
+}
+
+/** How the breaker and outlier detection count a status: a 5xx fails, none tells nothing. */
+function outcomeOf(status: number | undefined): 'success' | 'failure' | 'neutral' {
+  if (status === undefined) return 'neutral';
+  return status >= 500 ? 'failure' : 'success';
 }
 
 /** An attempt that ended without a response. */
@@ -125,7 +155,7 @@ export function circuitBreaker(breaker: CircuitBreaker, pendingRequests: () => n
     }
     return next(call).then(
       (answer) => {
-        breaker.record(admission, answer.statusCode >= 500 ? 'failure' : 'success');
+        judgeAnswer(answer, (status) => breaker.record(admission, outcomeOf(status)));
         answer.body.whenDone(release);
         return answer;
       },
@@ -215,7 +245,8 @@ export function retry(options: RetryLayerOptions): Layer {
       let outcome: AttemptOutcome;
       try {
         answer = await next({ ...call, attempt, backoffMs: wait });
-        outcome = { kind: 'status', status: answer.statusCode };
+        // A gRPC call still streaming is not retried whatever it ends with: its answer has begun.
+        outcome = { kind: 'status', status: statusOf(answer) ?? answer.statusCode };
       } catch (err) {
         if (!(err instanceof AttemptFailure)) throw err;
         failure = err;
@@ -294,7 +325,12 @@ export function clientSpan(tracer: Tracer): Layer {
       const answer = await next({ ...call, headers });
       if (span.isRecording()) {
         span.setAttribute('http.response.status_code', answer.statusCode);
-        if (answer.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        judgeAnswer(answer, (status) => {
+          if (answer.grpc && answer.body.grpcStatus !== undefined) {
+            span.setAttribute('rpc.grpc.status_code', answer.body.grpcStatus);
+          }
+          if (status === undefined || status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        });
         answer.body.whenDone(() => span.end());
       }
       return answer;
@@ -344,7 +380,7 @@ export function outlierDetection(record: OutlierRecorder): Layer {
     const endpoint = call.endpoint!;
     return next(call).then(
       (answer) => {
-        record(endpoint, answer.statusCode >= 500 ? 'failure' : 'success');
+        judgeAnswer(answer, (status) => record(endpoint, outcomeOf(status)));
         return answer;
       },
       (err: unknown) => {
@@ -365,7 +401,9 @@ export function attemptMetrics(metrics: MeshMetrics): Layer {
     endpoint.active += 1;
     return next(call).then(
       (answer) => {
-        count(call.service, statusClass(answer.statusCode));
+        judgeAnswer(answer, (status) =>
+          count(call.service, status === undefined ? 'reset' : statusClass(status)),
+        );
         answer.body.whenDone(() => (endpoint.active -= 1));
         return answer;
       },
@@ -417,6 +455,7 @@ export const transport: Send = (call) => {
       headers: response.headers,
       body: response.body,
       endpoint,
+      grpc: response.statusCode === 200 && isGrpcContentType(response.headers['content-type']),
     }),
     (err: unknown) => {
       if (call.signal.aborted) throw call.signal.reason instanceof Error ? call.signal.reason : err;

@@ -8,7 +8,10 @@ import type { RetryBudgetPolicy, RetryCondition, RetryPolicy } from './policy.js
 /** How an attempt failed when it produced no response. */
 export type FailureKind = 'connect-failure' | 'reset' | 'timeout';
 
-/** Error codes that mean the connection was never established, so nothing of the request was sent. */
+/**
+ * Error codes that mean the upstream did not get or did not process the request: the connection was
+ * never established, or an HTTP/2 upstream refused the stream.
+ */
 const CONNECT_FAILURE_CODES = new Set([
   'ECONNREFUSED',
   'EHOSTUNREACH',
@@ -25,6 +28,8 @@ const CONNECT_FAILURE_CODES = new Set([
   'CERT_HAS_EXPIRED',
   'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
   'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+  // An HTTP/2 stream the upstream refused or never saw (proxy/shared/h2-upstream.ts): not processed.
+  'MESH_H2_UNPROCESSED',
 ]);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 

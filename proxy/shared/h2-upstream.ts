@@ -19,7 +19,12 @@ import type { Readable } from 'node:stream';
 import { errors, type Dispatcher } from 'undici';
 import { isGrpcContentType } from '../../services/runtime/http.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM: END_STREAM } = http2.constants;
+const {
+  NGHTTP2_CANCEL,
+  NGHTTP2_NO_ERROR,
+  NGHTTP2_REFUSED_STREAM,
+  NGHTTP2_FLAG_END_STREAM: END_STREAM,
+} = http2.constants;
 
 /** What a gRPC server sends as its call's status, in the trailers or in a Trailers-Only answer. */
 const GRPC_STATUS_FIELDS = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
@@ -44,6 +49,29 @@ export interface UpstreamDispatcher {
   destroy(): Promise<void>;
   /** Requests waiting for a connection (the egress breaker's `maxPending`). */
   readonly stats: { readonly pending: number };
+}
+
+/**
+ * A request the upstream did not process, so any method may be sent again (RFC 9113 §8.7): its
+ * stream was refused (RST_STREAM REFUSED_STREAM, or above the last stream id of a GOAWAY — an
+ * upstream shutting down gracefully, as in a rolling deployment), or the session had already
+ * been told to go away when the stream was to be opened.
+ */
+export class UnprocessedRequestError extends Error {
+  override readonly name = 'UnprocessedRequestError';
+  readonly code = 'MESH_H2_UNPROCESSED';
+}
+
+/** Errors node:http2 throws when a stream cannot be opened on a session going away or gone. */
+const SESSION_GONE_CODES = new Set(['ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION']);
+
+/**
+ * What a handler of an HTTP/2 upstream's response may implement beyond undici's interface: the
+ * status fields of a gRPC Trailers-Only answer, called before `onResponseStart`, so the status of a
+ * failed call is known with its headers (and a retry can be decided on it).
+ */
+export interface H2DispatchHandler extends Dispatcher.DispatchHandler {
+  onResponseTrailersOnly?(trailers: IncomingHttpHeaders): void;
 }
 
 function connectTimeoutError(origin: string, ms: number): Error {
@@ -163,7 +191,7 @@ class H2Call implements Dispatcher.DispatchController {
   reason: Error | null = null;
 
   constructor(
-    private readonly handler: Dispatcher.DispatchHandler,
+    private readonly handler: H2DispatchHandler,
     private readonly options: H2OriginOptions,
   ) {}
 
@@ -175,7 +203,12 @@ class H2Call implements Dispatcher.DispatchController {
     try {
       stream = session.request(h2RequestHeaders(options), { endStream: body == null });
     } catch (err) {
-      this.fail(err as Error);
+      const code = (err as { code?: unknown }).code;
+      this.fail(
+        typeof code === 'string' && SESSION_GONE_CODES.has(code)
+          ? new UnprocessedRequestError(`the HTTP/2 session is going away (${code})`, { cause: err })
+          : (err as Error),
+      );
       return;
     }
     this.stream = stream;
@@ -191,7 +224,7 @@ class H2Call implements Dispatcher.DispatchController {
     });
     stream.once('trailers', (trailers: IncomingHttpHeaders) => (this.trailers = trailers));
     stream.once('end', () => (this.ended = true));
-    stream.once('error', (err: Error) => this.fail(err));
+    stream.once('error', (err: Error) => this.fail(this.refused(stream) ?? err));
     stream.once('close', () => this.onClose(stream));
     if (this.options.bodyTimeout > 0) {
       stream.setTimeout(this.options.bodyTimeout, () => {
@@ -253,7 +286,10 @@ class H2Call implements Dispatcher.DispatchController {
       if (trailers !== undefined && GRPC_STATUS_FIELDS.has(name)) trailers[name] = headers[name];
       else plain[name] = headers[name];
     }
-    if (trailers !== undefined) this.trailers = trailers;
+    if (trailers !== undefined) {
+      this.trailers = trailers;
+      this.handler.onResponseTrailersOnly?.(trailers);
+    }
     this.handler.onResponseStart?.(this, status, plain, '');
   }
 
@@ -266,9 +302,16 @@ class H2Call implements Dispatcher.DispatchController {
       return;
     }
     this.fail(
-      new errors.SocketError(
-        `the HTTP/2 stream closed ${this.responded ? 'before the response ended' : 'without a response'} (code ${stream.rstCode})`,
-      ),
+      this.refused(stream) ??
+        new errors.SocketError(
+          `the HTTP/2 stream closed ${this.responded ? 'before the response ended' : 'without a response'} (code ${stream.rstCode})`,
+        ),
     );
+  }
+
+  /** The error of a stream the upstream refused before answering; undefined for any other end. */
+  private refused(stream: ClientHttp2Stream): UnprocessedRequestError | undefined {
+    if (this.responded || stream.rstCode !== NGHTTP2_REFUSED_STREAM) return undefined;
+    return new UnprocessedRequestError('the upstream refused the HTTP/2 stream (REFUSED_STREAM)');
   }
 }

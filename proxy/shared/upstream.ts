@@ -10,6 +10,8 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { H2DispatchHandler } from './h2-upstream.js';
+import { annotateResponse } from '../../services/runtime/http.js';
 import { withoutHopByHop } from './headers.js';
 import type { CallSignal } from './signal.js';
 
@@ -46,6 +48,8 @@ export function sendUpstream(
 function relayTrailers(res: ServerResponse, trailers: IncomingHttpHeaders | undefined): void {
   if (trailers === undefined || res.req.httpVersionMajor !== 2) return;
   res.addTrailers(withoutHopByHop(trailers));
+  const grpcStatus = trailers['grpc-status'];
+  if (typeof grpcStatus === 'string') annotateResponse(res, { grpcStatus });
 }
 
 function abortError(reason: unknown): Error {
@@ -57,7 +61,7 @@ function abortError(reason: unknown): Error {
  * per request instead of two). Chunks that arrive before `pipeTo` — usually the whole body of a
  * small response, parsed in the same tick as its headers — are held, up to MAX_BUFFERED_BYTES.
  */
-export class UpstreamBody implements Dispatcher.DispatchHandler {
+export class UpstreamBody implements H2DispatchHandler {
   private resolveHeaders: ((response: UpstreamResponse) => void) | undefined;
   private rejectHeaders: ((err: Error) => void) | undefined;
   private readonly signal: CallSignal | undefined;
@@ -157,6 +161,16 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
     this.controller?.abort(this.failure);
   }
 
+  /**
+   * The `grpc-status` the upstream ended a gRPC call with: known with the headers for a
+   * Trailers-Only answer, else once the body has ended; undefined until then, and for a response
+   * that carried none (not gRPC, or cut before its trailers).
+   */
+  get grpcStatus(): number | undefined {
+    const value = this.trailers?.['grpc-status'];
+    return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined;
+  }
+
   /** Runs `callback` once the body has ended, failed or been discarded (at once if it has). */
   whenDone(callback: () => void): void {
     if (this.finished) callback();
@@ -168,6 +182,10 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.signal?.aborted) controller.abort(abortError(this.signal.reason));
+  }
+
+  onResponseTrailersOnly(trailers: IncomingHttpHeaders): void {
+    this.trailers = trailers;
   }
 
   onResponseStart(
@@ -218,7 +236,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler {
     if (this.finished) return;
     this.ended = true;
     // Only an HTTP/2 upstream (h2-upstream.ts) reports any; gRPC's status travels in them.
-    this.trailers = trailers;
+    this.trailers = trailers ?? this.trailers;
     if (this.sink !== undefined) {
       relayTrailers(this.sink, this.trailers);
       this.sink.end();

@@ -725,7 +725,7 @@ export interface EgressConfig {
              */
             perTryTimeoutMs?: number;
             /**
-             * Conditions that are retried: `connect-failure`, `reset` (connection closed or reset before the response headers), `timeout` (the per-try timeout fired), `5xx` (any 5xx status), `gateway-error` (502, 503, 504).
+             * Conditions that are retried: `connect-failure` (also an HTTP/2 stream the upstream refused or never processed), `reset` (connection closed or reset before the response headers), `timeout` (the per-try timeout fired), `5xx` (any 5xx status), `gateway-error` (502, 503, 504). A gRPC answer's status counts as its HTTP mapping (UNAVAILABLE 503, DEADLINE_EXCEEDED 504, INTERNAL 500, ...) when it comes with the headers (a Trailers-Only answer).
              */
             retryOn: ('connect-failure' | 'reset' | 'timeout' | '5xx' | 'gateway-error')[];
             /**

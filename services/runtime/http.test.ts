@@ -5,7 +5,14 @@ import { connect } from 'node:net';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { MeshError } from './errors.js';
-import { ensureRequestId, grpcPercentEncode, HttpListener, sendProblem } from './http.js';
+import {
+  ensureRequestId,
+  grpcCodeName,
+  grpcPercentEncode,
+  httpStatusOfGrpc,
+  HttpListener,
+  sendProblem,
+} from './http.js';
 import { createMetrics } from './metrics.js';
 
 const silent = pino({ level: 'silent' });
@@ -243,6 +250,32 @@ describe('grpcPercentEncode', () => {
     assert.equal(
       grpcPercentEncode('MESH_TIMEOUT: app: 100% slow ü\n'),
       'MESH_TIMEOUT: app: 100%25 slow %C3%BC%0A',
+    );
+  });
+});
+
+describe('gRPC statuses', () => {
+  it('names the status a caller got, bounded whatever an upstream sent', () => {
+    assert.equal(grpcCodeName('0', true, 200), 'OK');
+    assert.equal(grpcCodeName('14', true, 200), 'UNAVAILABLE');
+    assert.equal(
+      grpcCodeName('16', false, 0),
+      'UNAUTHENTICATED',
+      'a status sent counts even if the stream was cut after',
+    );
+    assert.equal(grpcCodeName('17', true, 200), 'UNKNOWN');
+    assert.equal(grpcCodeName('', true, 200), 'UNKNOWN');
+    assert.equal(grpcCodeName('x1', true, 200), 'UNKNOWN');
+    assert.equal(grpcCodeName(undefined, false, 0), 'CANCELLED');
+    assert.equal(grpcCodeName(undefined, true, 200), 'UNKNOWN', 'a 200 without a status');
+    assert.equal(grpcCodeName(undefined, true, 503), 'UNAVAILABLE');
+    assert.equal(grpcCodeName(undefined, true, 401), 'UNAUTHENTICATED');
+  });
+
+  it('maps gRPC statuses to HTTP as Envoy does, so 5xx-based policies see gRPC failures', () => {
+    assert.deepEqual(
+      [0, 1, 2, 4, 8, 12, 13, 14, 16, 99].map(httpStatusOfGrpc),
+      [200, 499, 500, 504, 429, 501, 500, 503, 401, 500],
     );
   });
 });

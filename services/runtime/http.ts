@@ -88,20 +88,26 @@ function closeWhenIdle(session: Http2Session, ms: number): void {
 interface RequestNotes {
   route?: string;
   traceId?: string;
+  /** The `grpc-status` the caller was sent (in the trailers, or in a Trailers-Only answer). */
+  grpcStatus?: string;
 }
 const notesKey = Symbol('mesh.requestNotes');
 type Annotated = ServerResponse & { [notesKey]?: RequestNotes };
 
-/** Sets the bounded `route` label (an OpenAPI operation or a fixed admin path) and the trace id. */
+/**
+ * Sets the bounded `route` label (an OpenAPI operation or a fixed admin path), the trace id, and the
+ * `grpc-status` sent to a gRPC caller.
+ */
 export function annotateResponse(res: ServerResponse, notes: RequestNotes): void {
   const annotated = res as Annotated;
   const current = annotated[notesKey];
   if (current === undefined) {
-    annotated[notesKey] = { route: notes.route, traceId: notes.traceId };
+    annotated[notesKey] = { route: notes.route, traceId: notes.traceId, grpcStatus: notes.grpcStatus };
     return;
   }
   if (notes.route !== undefined) current.route = notes.route;
   if (notes.traceId !== undefined) current.traceId = notes.traceId;
+  if (notes.grpcStatus !== undefined) current.grpcStatus = notes.grpcStatus;
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -233,6 +239,71 @@ const GRPC_STATUS_BY_HTTP: Readonly<Record<number, number>> = {
 };
 const GRPC_UNKNOWN = 2;
 
+/**
+ * gRPC status codes as HTTP statuses, the mapping Envoy applies (Grpc::Utility::grpcToHttpStatus)
+ * so that its 5xx-based breaker, outlier detection and retry conditions see gRPC failures: OK 200,
+ * CANCELLED 499, UNAVAILABLE 503, DEADLINE_EXCEEDED 504, UNIMPLEMENTED 501, the rest by meaning.
+ */
+const HTTP_STATUS_BY_GRPC: readonly number[] = [
+  200, // 0 OK
+  499, // 1 CANCELLED
+  500, // 2 UNKNOWN
+  400, // 3 INVALID_ARGUMENT
+  504, // 4 DEADLINE_EXCEEDED
+  404, // 5 NOT_FOUND
+  409, // 6 ALREADY_EXISTS
+  403, // 7 PERMISSION_DENIED
+  429, // 8 RESOURCE_EXHAUSTED
+  400, // 9 FAILED_PRECONDITION
+  409, // 10 ABORTED
+  400, // 11 OUT_OF_RANGE
+  501, // 12 UNIMPLEMENTED
+  500, // 13 INTERNAL
+  503, // 14 UNAVAILABLE
+  500, // 15 DATA_LOSS
+  401, // 16 UNAUTHENTICATED
+];
+
+const GRPC_CODE_NAMES = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+] as const;
+
+/**
+ * The name of the gRPC status a caller got (the `grpc_code` label, as go-grpc-prometheus names it):
+ * the `grpc-status` it was sent; CANCELLED for a call that ended without a response (the caller
+ * cancelled, or the stream was cut); without a `grpc-status`, what gRPC clients make of the HTTP
+ * status (doc/http-grpc-status-mapping.md; a 200 without one is UNKNOWN). Codes gRPC does not
+ * define are UNKNOWN: the label stays bounded whatever an upstream sends.
+ */
+export function grpcCodeName(grpcStatus: string | undefined, completed: boolean, httpStatus: number): string {
+  if (grpcStatus !== undefined) {
+    return (/^\d{1,2}$/.test(grpcStatus) ? GRPC_CODE_NAMES[Number(grpcStatus)] : undefined) ?? 'UNKNOWN';
+  }
+  if (!completed) return 'CANCELLED';
+  return GRPC_CODE_NAMES[GRPC_STATUS_BY_HTTP[httpStatus] ?? GRPC_UNKNOWN];
+}
+
+/** The HTTP status of a gRPC status (`grpc-status`); codes gRPC does not define are 500. */
+export function httpStatusOfGrpc(grpcStatus: number): number {
+  return HTTP_STATUS_BY_GRPC[grpcStatus] ?? 500;
+}
+
 /** gRPC's `grpc-message` encoding: UTF-8, with bytes outside printable ASCII and `%` percent-encoded. */
 export function grpcPercentEncode(text: string): string {
   let out = '';
@@ -256,6 +327,7 @@ function sendGrpcStatus(res: ServerResponse, error: MeshError): void {
   res.statusCode = 200;
   res.setHeader('content-type', 'application/grpc');
   res.setHeader('grpc-status', String(grpcStatus));
+  annotateResponse(res, { grpcStatus: String(grpcStatus) });
   res.setHeader('grpc-message', grpcPercentEncode(`${error.code}: ${error.message}`));
   res.setHeader('x-mesh-error-code', error.code);
   res.end();
@@ -569,6 +641,16 @@ export class HttpListener {
     const labels = { listener: this.name, method, route, status: String(status) };
     this.options.metrics.httpServerRequests.series(labels).inc();
     this.options.metrics.httpServerDuration.series(labels).observe(seconds);
+    // gRPC needs HTTP/2: HTTP/1.1 requests pay one comparison.
+    const grpcCode =
+      req.httpVersionMajor === 2 && isGrpc(req)
+        ? grpcCodeName(notes.grpcStatus, completed, status)
+        : undefined;
+    if (grpcCode !== undefined) {
+      this.options.metrics.grpcServerHandled
+        .series({ listener: this.name, route, grpc_code: grpcCode })
+        .inc();
+    }
     const level = this.options.accessLogLevel ?? 'info';
     // Built only when written: on the hot path at level warn this costs one comparison.
     if (!this.options.logger.isLevelEnabled(level)) return;
@@ -581,6 +663,7 @@ export class HttpListener {
         url: redactUrl(req.url),
         route,
         status,
+        grpcCode,
         durationMs: Math.round(seconds * 1e6) / 1e3,
         remote,
         aborted: !completed,

@@ -10,6 +10,8 @@ export interface MeshMetrics {
   /** Counted once per request on every listener: plain-number series (see hot-metrics.ts). */
   readonly httpServerRequests: HotCounter<'listener' | 'method' | 'route' | 'status'>;
   readonly httpServerDuration: HotHistogram<'listener' | 'method' | 'route' | 'status'>;
+  /** gRPC calls by the status their caller got (a gRPC error is an HTTP 200 in the two above). */
+  readonly grpcServerHandled: HotCounter<'listener' | 'route' | 'grpc_code'>;
   readonly configReloads: Counter<'result'>;
   /** 1 when every readiness check passes (what `/readyz` says), else 0; set on each scrape. */
   readonly ready: Gauge;
@@ -56,6 +58,12 @@ export function createMetrics(registry: Registry = new Registry()): MeshMetrics 
       name: 'mesh_http_server_requests_total',
       help: 'Requests answered by the sidecar, by listener, method, route and status.',
       labelNames: serverLabels,
+      registers: [registry],
+    }),
+    grpcServerHandled: new HotCounter({
+      name: 'mesh_grpc_server_handled_total',
+      help: 'gRPC calls answered by the sidecar, by listener, route and the gRPC status the caller got (OK, UNAVAILABLE, ...; CANCELLED when the call ended without one).',
+      labelNames: ['listener', 'route', 'grpc_code'],
       registers: [registry],
     }),
     httpServerDuration: new HotHistogram({
