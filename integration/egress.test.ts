@@ -502,6 +502,72 @@ describe('egress router', function () {
     });
   });
 
+  describe('active health checks', () => {
+    const traffic = (upstream: TestUpstream) => upstream.count((r) => r.url !== '/healthz');
+
+    it('takes an endpoint failing its checks out of load balancing and brings it back when they pass', async () => {
+      const ups = await upstreams(2);
+      // Up, and answering calls, but its health check says it should get none (a pod draining).
+      ups[1].setPathBehaviour('/healthz', fail(503));
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: {
+            endpoints: ups.map((u) => u.url),
+            // Outlier detection off: only the health checks can take an endpoint out.
+            outlierDetection: { consecutiveFailures: 0 },
+            healthCheck: { path: '/healthz', intervalMs: 20, unhealthyThreshold: 2, healthyThreshold: 2 },
+          },
+        },
+      });
+      const unhealthy = () => egress.metric('mesh_upstream_unhealthy_endpoints', { service: 'orders' });
+      await waitFor(async () => (await unhealthy()) === 1, { what: 'up-1 taken out' });
+      assert.ok(ups[1].count((r) => r.url === '/healthz') >= 2, 'two failed checks in a row before that');
+      const check = ups[1].requests.find((r) => r.url === '/healthz')!;
+      assert.equal(check.method, 'GET');
+      assert.equal(check.headers['user-agent'], 'mesh-sidecar-health-check');
+      assert.equal(check.headers.host, `127.0.0.1:${ups[1].port}`);
+      const before = traffic(ups[1]);
+      for (let i = 0; i < 10; i += 1) assert.equal((await egress.call('orders')).status, 200);
+      assert.equal(traffic(ups[1]), before, 'no call went to the unhealthy endpoint');
+      const status = egress.egress.status() as unknown as {
+        services: { groups: { endpoints: { origin: string; healthy: boolean }[] }[] }[];
+      };
+      assert.deepEqual(
+        status.services[0].groups[0].endpoints.map((e) => e.healthy),
+        [true, false],
+      );
+      assert.ok((await egress.metric('mesh_upstream_health_checks_total', { result: 'failed' })) >= 2);
+
+      ups[1].setPathBehaviour('/healthz', ok());
+      await waitFor(async () => (await unhealthy()) === 0, { what: 'up-1 back' });
+      const back = traffic(ups[1]);
+      for (let i = 0; i < 10; i += 1) assert.equal((await egress.call('orders')).status, 200);
+      assert.equal(traffic(ups[1]) - back, 5, 'round robin gives it its share again');
+    });
+
+    it('counts a check without an answer within timeoutMs as failed, and uses every endpoint when none is healthy', async () => {
+      const ups = await upstreams(2);
+      ups[0].setPathBehaviour('/healthz', hang);
+      ups[1].setPathBehaviour('/healthz', fail(500));
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: {
+            endpoints: ups.map((u) => u.url),
+            outlierDetection: { consecutiveFailures: 0 },
+            healthCheck: { path: '/healthz', intervalMs: 20, timeoutMs: 50, unhealthyThreshold: 1 },
+          },
+        },
+      });
+      await waitFor(
+        async () => (await egress.metric('mesh_upstream_unhealthy_endpoints', { service: 'orders' })) === 2,
+        { what: 'both endpoints unhealthy' },
+      );
+      // Panic mode: checks failing everywhere are more likely wrong than every endpoint down.
+      for (let i = 0; i < 4; i += 1) assert.equal((await egress.call('orders')).status, 200);
+      assert.deepEqual([traffic(ups[0]), traffic(ups[1])], [2, 2]);
+    });
+  });
+
   describe('DNS discovery', () => {
     it('follows the answers of the resolver, adding and removing endpoints without cutting requests in flight', async () => {
       // Three upstreams on one port, on three loopback addresses, as a headless Service's pods look.

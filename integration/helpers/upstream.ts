@@ -59,6 +59,7 @@ export class TestUpstream {
   private readonly sockets = new Set<Socket>();
   private fallback: Behaviour = ok();
   private readonly queue: Behaviour[] = [];
+  private readonly byPath = new Map<string, Behaviour>();
   private boundPort: number | undefined;
   private activeCount = 0;
   private maxActiveCount = 0;
@@ -115,6 +116,11 @@ export class TestUpstream {
     this.fallback = behaviour;
   }
 
+  /** What every request for `path` (exactly, query included) gets, ahead of the script and the default. */
+  setPathBehaviour(path: string, behaviour: Behaviour): void {
+    this.byPath.set(path, behaviour);
+  }
+
   /** What the next requests get, one entry each, before the default applies again. */
   script(...behaviours: Behaviour[]): void {
     this.queue.push(...behaviours);
@@ -146,7 +152,7 @@ export class TestUpstream {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const at = performance.now();
-    const behaviour = this.queue.shift() ?? this.fallback;
+    const behaviour = this.byPath.get(req.url ?? '') ?? this.queue.shift() ?? this.fallback;
     this.activeCount += 1;
     this.maxActiveCount = Math.max(this.maxActiveCount, this.activeCount);
     res.once('close', () => (this.activeCount -= 1));

@@ -156,6 +156,7 @@ export class EgressComponent implements Component {
         const endpoints = group.endpoints.all.map((endpoint) => ({
           origin: endpoint.origin,
           ejected: group.outliers?.isEjected(endpoint) ?? false,
+          healthy: group.health?.isHealthy(endpoint) ?? true,
           active: endpoint.active,
         }));
         return {

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import type { UpstreamTls } from './endpoints.js';
 import { compileHeaderRules, type CompiledHeaderRules } from '../shared/header-rules.js';
 import type { OAuth2Policy } from './oauth2.js';
+import type { HealthCheckPolicy } from './health-check.js';
 import type { OutlierPolicy } from './outlier.js';
 
 export type RetryCondition = 'connect-failure' | 'reset' | 'timeout' | '5xx' | 'gateway-error';
@@ -70,6 +71,8 @@ export interface ServicePolicy {
   readonly breaker: BreakerPolicy | undefined;
   /** Absent: no outlier detection (zero-config mode). */
   readonly outlier: OutlierPolicy | undefined;
+  /** Absent: no active health checks (the default). */
+  readonly healthCheck: HealthCheckPolicy | undefined;
   /**
    * What a call answers when every attempt failed without a response: `by-cause` gives 504 for a
    * timeout and 502 otherwise (contract section 3); `bad-gateway` always gives 502, as the reference
@@ -135,6 +138,7 @@ export function servicePolicyFromConfig(name: string, config: ServiceConfig): Se
       openMs: config.circuitBreaker.openMs,
     },
     outlier: { ...config.outlierDetection },
+    healthCheck: config.healthCheck === undefined ? undefined : { ...config.healthCheck },
     whenExhausted: 'by-cause',
   };
 }
@@ -174,6 +178,7 @@ export function zeroConfigPolicy(upstreamUrl: string): ServicePolicy {
     maxConnections: 128,
     breaker: undefined,
     outlier: undefined,
+    healthCheck: undefined,
     whenExhausted: 'bad-gateway',
   };
 }

@@ -26,6 +26,7 @@ import {
 import { DnsDiscovery, systemResolve, type DnsTarget, type Resolve } from './discovery.js';
 import { EndpointSet, type Endpoint } from './endpoints.js';
 import { headerRulesLayer } from './header-rules.js';
+import { HealthChecker } from './health-check.js';
 import { TokenSource } from './oauth2.js';
 import { oauth2ScopeToken } from './scope-token.js';
 import { OutlierDetector, type OutlierOutcome } from './outlier.js';
@@ -52,10 +53,18 @@ const passThrough: Layer = (next) => next;
 /** Name of the one group of a service that is not split. */
 const WHOLE_SERVICE = '';
 
+/** What a group tells its service: an endpoint ejected, an endpoint's health changed. */
+interface GroupEvents {
+  readonly ejected: () => void;
+  readonly healthChanged: () => void;
+}
+
 /** One endpoint group of a service (the whole service when it is not split). */
 export class ServiceGroup implements EndpointGroup {
   readonly endpoints: EndpointSet;
   readonly outliers: OutlierDetector | undefined;
+  /** Active health checks, when the service has them. */
+  readonly health: HealthChecker | undefined;
   readonly balancer: Balancer;
   private readonly discovery: DnsDiscovery | undefined;
 
@@ -64,7 +73,7 @@ export class ServiceGroup implements EndpointGroup {
     readonly weight: number,
     source: { readonly endpoints: readonly string[]; readonly dns: DnsTarget | undefined },
     options: UpstreamServiceOptions,
-    onEject: () => void,
+    events: GroupEvents,
   ) {
     const { policy } = options;
     const split = name !== WHOLE_SERVICE;
@@ -86,21 +95,53 @@ export class ServiceGroup implements EndpointGroup {
     } else {
       this.endpoints.update(source.endpoints);
     }
-    if (policy.outlier) this.outliers = new OutlierDetector(policy.outlier, options.now ?? Date.now, onEject);
+    if (policy.outlier) {
+      this.outliers = new OutlierDetector(policy.outlier, options.now ?? Date.now, events.ejected);
+    }
+    if (policy.healthCheck) {
+      const { metrics, logger } = options;
+      const service = policy.name;
+      const passed = metrics.upstreamHealthChecks.labels({ service, result: 'passed' });
+      const failed = metrics.upstreamHealthChecks.labels({ service, result: 'failed' });
+      this.health = new HealthChecker(
+        policy.healthCheck,
+        this.endpoints,
+        {
+          checked: (_endpoint, ok) => (ok ? passed : failed).inc(),
+          changed: (endpoint, healthy, detail) => {
+            const fields = { service, group: split ? name : undefined, endpoint: endpoint.origin, detail };
+            if (healthy) logger.info(fields, 'endpoint passes its health checks again');
+            else logger.warn(fields, 'endpoint fails its health checks: out of load balancing');
+            events.healthChanged();
+          },
+        },
+        options.random,
+      );
+    }
     this.balancer = createBalancer(policy.loadBalancer, options.random);
   }
 
   eligible(): readonly Endpoint[] {
     const all = this.endpoints.all;
-    return this.outliers ? this.outliers.eligible(all) : all;
+    const healthy = this.health ? this.health.eligible(all) : all;
+    return this.outliers ? this.outliers.eligible(healthy) : healthy;
+  }
+
+  /** Endpoints out of load balancing because their health checks fail. */
+  unhealthyCount(): number {
+    const { health } = this;
+    return health === undefined
+      ? 0
+      : this.endpoints.all.filter((endpoint) => !health.isHealthy(endpoint)).length;
   }
 
   record(endpoint: Endpoint, outcome: OutlierOutcome): void {
     this.outliers?.record(endpoint, outcome, this.endpoints.all);
   }
 
-  start(): Promise<void> {
-    return this.discovery?.start() ?? Promise.resolve();
+  async start(): Promise<void> {
+    await this.discovery?.start();
+    this.health?.start();
   }
 
   refresh(): Promise<void> {
@@ -113,11 +154,13 @@ export class ServiceGroup implements EndpointGroup {
 
   close(): Promise<void> {
     this.discovery?.stop();
+    this.health?.stop();
     return this.endpoints.close();
   }
 
   destroy(): Promise<void> {
     this.discovery?.stop();
+    this.health?.stop();
     return this.endpoints.destroy();
   }
 }
@@ -140,11 +183,19 @@ export class UpstreamService {
     const service = policy.name;
     this.name = service;
     this.policy = policy;
-    const onEject = () => metrics.outlierEjections.inc({ service });
+    const events: GroupEvents = {
+      ejected: () => metrics.outlierEjections.inc({ service }),
+      healthChanged: () => {
+        let unhealthy = 0;
+        for (const group of this.groups) unhealthy += group.unhealthyCount();
+        metrics.upstreamUnhealthyEndpoints.set({ service }, unhealthy);
+      },
+    };
+    if (policy.healthCheck) metrics.upstreamUnhealthyEndpoints.set({ service }, 0);
     this.groups =
       policy.split === undefined
-        ? [new ServiceGroup(WHOLE_SERVICE, 1, policy, options, onEject)]
-        : policy.split.map((group) => new ServiceGroup(group.name, group.weight, group, options, onEject));
+        ? [new ServiceGroup(WHOLE_SERVICE, 1, policy, options, events)]
+        : policy.split.map((group) => new ServiceGroup(group.name, group.weight, group, options, events));
     const byName = new Map(this.groups.map((group) => [group.name, group]));
     const budget = policy.retry.budget === undefined ? undefined : new RetryBudget(policy.retry.budget, now);
     this.retryBudget = budget;

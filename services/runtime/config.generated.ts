@@ -795,6 +795,31 @@ export interface EgressConfig {
              */
             maxEjectedPercent: number;
           };
+          /**
+           * Absent: none. Every `intervalMs` each endpoint gets `GET <path>`; a 2xx or 3xx answer passes. `unhealthyThreshold` failed checks in a row take an endpoint out of load balancing, `healthyThreshold` passed ones in a row bring it back. Endpoints start healthy; when none is healthy, all are used (panic mode, as Envoy).
+           */
+          healthCheck?: {
+            /**
+             * Path (and query) of the check, e.g. `/healthz`.
+             */
+            path: string;
+            /**
+             * Time between two rounds of checks (plus up to a tenth of it of jitter).
+             */
+            intervalMs: number;
+            /**
+             * A check without response headers within this time failed.
+             */
+            timeoutMs: number;
+            /**
+             * Failed checks in a row that take a healthy endpoint out.
+             */
+            unhealthyThreshold: number;
+            /**
+             * Passed checks in a row that bring an unhealthy endpoint back.
+             */
+            healthyThreshold: number;
+          };
         }
       | undefined;
   };

@@ -36,6 +36,10 @@ export interface MeshMetrics {
   readonly upstreamRetryBudgetExhausted: Counter<'service'>;
   readonly circuitBreakerOpen: Gauge<'service'>;
   readonly outlierEjections: Counter<'service'>;
+  /** Active health checks of egress endpoints, by service and result (`passed`, `failed`). */
+  readonly upstreamHealthChecks: Counter<'service' | 'result'>;
+  /** Egress endpoints out of load balancing because their health checks fail, by service. */
+  readonly upstreamUnhealthyEndpoints: Gauge<'service'>;
   /** Push subscriptions: final outcomes and retries, `result` = success|retry|dead_letter|dropped. */
   readonly subscriptionDeliveries: Counter<'subscription' | 'result'>;
   readonly subscriptionDeliveryDuration: Histogram<'subscription'>;
@@ -160,6 +164,18 @@ export function createMetrics(registry: Registry = new Registry()): MeshMetrics 
     circuitBreakerOpen: new Gauge({
       name: 'mesh_circuit_breaker_open',
       help: '1 while the egress circuit breaker of a service is open or half-open, else 0.',
+      labelNames: ['service'],
+      registers: [registry],
+    }),
+    upstreamHealthChecks: new Counter({
+      name: 'mesh_upstream_health_checks_total',
+      help: 'Active health checks of egress endpoints, by service and result (passed|failed).',
+      labelNames: ['service', 'result'],
+      registers: [registry],
+    }),
+    upstreamUnhealthyEndpoints: new Gauge({
+      name: 'mesh_upstream_unhealthy_endpoints',
+      help: 'Egress endpoints out of load balancing because their active health checks fail, by service.',
       labelNames: ['service'],
       registers: [registry],
     }),

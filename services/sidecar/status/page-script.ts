@@ -157,7 +157,8 @@ export const STATUS_PAGE_SCRIPT = String.raw`
           group.endpoints.forEach(function (endpoint) {
             endpoints.push(h('div', { class: 'mono', 'data-endpoint': endpoint.origin },
               (group.name ? group.name + ': ' : '') + endpoint.origin + ' ',
-              endpoint.ejected ? badge('ejected', 'bad', 'ejected') : null));
+              endpoint.ejected ? badge('ejected', 'bad', 'ejected') : null,
+              endpoint.healthy === false ? badge('unhealthy', 'bad', 'unhealthy') : null));
           });
         });
         return h('tr', { 'data-service': service.name },
