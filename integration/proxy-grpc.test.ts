@@ -48,19 +48,36 @@ interface Seen {
   deadline?: number;
 }
 
+/** The standard health service (grpc.health.v1), in raw bytes like the rest. */
+const HEALTH_SERVICE = {
+  check: { ...method('Check', false), path: '/grpc.health.v1.Health/Check' },
+} as const;
+
+interface GrpcAppOptions {
+  /** Serve over TLS with these credentials. */
+  readonly credentials?: grpc.ServerCredentials;
+  /** Echo answers this status instead (a Trailers-Only answer, as gRPC servers send a failure before any message). */
+  readonly echoFails?: grpc.status;
+  /** Serve grpc.health.v1 with this serving status (1 SERVING, 2 NOT_SERVING) for any service name. */
+  readonly health?: { status: number };
+}
+
 /**
  * A gRPC server on a free port: Echo (answers "echo:<request>"), Fail (NOT_FOUND), Hang (never
- * answers), Count (streams n messages). With `credentials`, over TLS; with `echoFails`, Echo
- * answers that status instead (a Trailers-Only answer, as gRPC servers send a failure before any
- * message).
+ * answers), Count (streams n messages); see GrpcAppOptions.
  */
 async function startGrpcApp(
   cleanup: CleanupStack,
-  credentials = grpc.ServerCredentials.createInsecure(),
-  echoFails?: grpc.status,
+  { credentials = grpc.ServerCredentials.createInsecure(), echoFails, health }: GrpcAppOptions = {},
 ): Promise<{ url: string; seen: Seen[] }> {
   const seen: Seen[] = [];
   const server = new grpc.Server();
+  if (health !== undefined) {
+    server.addService(HEALTH_SERVICE, {
+      check: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
+        callback(null, Buffer.from([0x08, health.status])),
+    });
+  }
   server.addService(ECHO_SERVICE, {
     echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
       seen.push({ metadata: call.metadata });
@@ -85,10 +102,23 @@ async function startGrpcApp(
       seen.push(entry);
       call.on('cancelled', () => (entry.cancelled = true));
     },
+    // "<n>" streams n messages at once; "<n>/<ms>" one every <ms> milliseconds.
     count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-      const n = Number(call.request.toString());
-      for (let i = 1; i <= n; i += 1) call.write(Buffer.from(String(i)));
-      call.end();
+      const [n, everyMs] = call.request.toString().split('/').map(Number);
+      if (everyMs === undefined) {
+        for (let i = 1; i <= n; i += 1) call.write(Buffer.from(String(i)));
+        call.end();
+        return;
+      }
+      let i = 0;
+      const timer = setInterval(() => {
+        i += 1;
+        call.write(Buffer.from(String(i)));
+        if (i < n) return;
+        clearInterval(timer);
+        call.end();
+      }, everyMs);
+      call.on('cancelled', () => clearInterval(timer));
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
@@ -142,14 +172,16 @@ function grpcClient(
       call.on('metadata', (headers: grpc.Metadata) => (result.headers = headers));
       call.on('status', (status: grpc.StatusObject) => (result.trailers = status.metadata));
     });
-  const count = (n: number) =>
+  const count = (n: number, options: { everyMs?: number; deadlineMs?: number } = {}) =>
     new Promise<string[]>((resolve, reject) => {
       const got: string[] = [];
       const call = client.makeServerStreamRequest(
         ECHO_SERVICE.count.path,
         bytes,
         bytes,
-        Buffer.from(String(n)),
+        Buffer.from(options.everyMs === undefined ? String(n) : `${n}/${options.everyMs}`),
+        new grpc.Metadata(),
+        options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs },
       );
       call.on('data', (message: Buffer) => got.push(message.toString()));
       call.on('error', reject);
@@ -384,14 +416,13 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     const pem = (name: string) => readFileSync(file(name));
     const plainApp = await startGrpcApp(cleanup);
     // A TLS gRPC service that insists on a client certificate.
-    const tlsApp = await startGrpcApp(
-      cleanup,
-      grpc.ServerCredentials.createSsl(
+    const tlsApp = await startGrpcApp(cleanup, {
+      credentials: grpc.ServerCredentials.createSsl(
         pem('ca.crt'),
         [{ cert_chain: pem('orders.crt'), private_key: pem('orders.key') }],
         true,
       ),
-    );
+    });
     const sidecar = await startTestSidecar(cleanup, {
       ingress: {
         host: '127.0.0.1',
@@ -610,7 +641,7 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
 
   it('egress: gRPC statuses count for outlier detection, metrics and retries; a Trailers-Only UNAVAILABLE is retried when the call is idempotent', async () => {
     const healthy = await startGrpcApp(cleanup);
-    const sick = await startGrpcApp(cleanup, undefined, grpc.status.UNAVAILABLE);
+    const sick = await startGrpcApp(cleanup, { echoFails: grpc.status.UNAVAILABLE });
     const service = (extra: Record<string, unknown>) => ({
       endpoints: [sick.url, healthy.url],
       protocol: 'http2',
@@ -686,5 +717,83 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       await metricValue(sidecar.urls.admin, 'mesh_upstream_retries_total', 'service="retrying"'),
       keyedOnSick,
     );
+  });
+
+  it('egress: a gRPC service is health-checked with grpc.health.v1; a NOT_SERVING endpoint gets no calls', async () => {
+    const serving = { status: 1 };
+    const draining = { status: 2 };
+    const apps = [
+      await startGrpcApp(cleanup, { health: serving }),
+      await startGrpcApp(cleanup, { health: draining }),
+    ];
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: { enabled: false },
+      egress: {
+        host: '127.0.0.1',
+        port: 0,
+        services: {
+          orders: {
+            endpoints: apps.map((app) => app.url),
+            protocol: 'http2',
+            healthCheck: {
+              grpcService: 'mesh.test.Echo',
+              intervalMs: 20,
+              unhealthyThreshold: 2,
+              healthyThreshold: 1,
+            },
+          },
+        },
+      },
+    });
+    const unhealthy = () =>
+      metricValue(sidecar.urls.admin, 'mesh_upstream_unhealthy_endpoints', 'service="orders"');
+    await waitFor(async () => (await unhealthy()) === 1, { what: 'the NOT_SERVING endpoint taken out' });
+    const orders = grpcClient(cleanup, sidecar.urls.egress, 'orders');
+    for (let i = 0; i < 6; i += 1) assert.equal((await orders.unary('echo', `c${i}`)).error, null);
+    assert.deepEqual(
+      apps.map((app) => app.seen.length),
+      [6, 0],
+    );
+    draining.status = 1;
+    await waitFor(async () => (await unhealthy()) === 0, { what: 'back once it serves' });
+    for (let i = 0; i < 6; i += 1) assert.equal((await orders.unary('echo', `d${i}`)).error, null);
+    assert.equal(apps[1].seen.length, 3);
+  });
+
+  it("egress: a gRPC call's grpc-timeout is its deadline in place of timeoutMs, a long stream included", async () => {
+    const app = await startGrpcApp(cleanup);
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: { enabled: false },
+      egress: {
+        host: '127.0.0.1',
+        port: 0,
+        services: { orders: { endpoints: [app.url], protocol: 'http2', timeoutMs: 300 } },
+      },
+    });
+    const orders = grpcClient(cleanup, sidecar.urls.egress, 'orders');
+    // 8 messages 100 ms apart: 800 ms, past timeoutMs, within the caller's 10 s deadline.
+    const streamed = await orders.count(8, { everyMs: 100, deadlineMs: 10_000 });
+    assert.equal(streamed.join(','), '1,2,3,4,5,6,7,8');
+    // Without a deadline, timeoutMs bounds the call: the stream is cut.
+    await assert.rejects(orders.count(8, { everyMs: 100 }));
+
+    // A caller that does not enforce its own deadline (a raw HTTP/2 request with grpc-timeout, to a
+    // method that never answers): the sidecar answers DEADLINE_EXCEEDED at that deadline, not at
+    // timeoutMs, and says which limit it was.
+    const answer = await h2Request(
+      cleanup,
+      sidecar.urls.egress,
+      {
+        ':method': 'POST',
+        ':path': ECHO_SERVICE.hang.path,
+        ':authority': 'orders',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'grpc-timeout': '600m',
+      },
+      '\u0000\u0000\u0000\u0000\u0001x',
+    );
+    assert.equal(answer.headers['grpc-status'], '4', JSON.stringify(answer.headers));
+    assert.match(String(answer.headers['grpc-message']), /grpc-timeout \(600 ms\)/);
   });
 });

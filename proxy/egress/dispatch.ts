@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { propagation, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { MeshError } from '../../services/runtime/errors.js';
-import { httpStatusOfGrpc, isGrpcContentType } from '../../services/runtime/http.js';
+import { grpcTimeoutMs, httpStatusOfGrpc, isGrpcContentType } from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { CallSignal } from '../shared/signal.js';
 import { sendUpstream, type UpstreamBody } from '../shared/upstream.js';
@@ -168,17 +168,24 @@ export function circuitBreaker(breaker: CircuitBreaker, pendingRequests: () => n
   };
 }
 
-/** Overall time of the call, retries and the response body included: then 504 `timeout`. */
+/**
+ * Overall time of the call, retries and the response body included: then 504 `timeout`. A gRPC
+ * call's own deadline (`grpc-timeout`) takes the place of `timeoutMs`, as Envoy's `max_grpc_timeout`
+ * does: the caller set how long its call may take, a long stream included (a gRPC client gives up
+ * at its deadline anyway); a call without one gets `timeoutMs`.
+ */
 export function overallTimeout(timeoutMs: number): Layer {
   return (next) => (call) => {
     const signal = new CallSignal(call.signal);
+    const deadlineMs = grpcTimeoutMs(call.headers['grpc-timeout']);
+    const limitMs = deadlineMs ?? timeoutMs;
     const timer = setTimeout(() => {
-      signal.abort(
-        new MeshError('MESH_TIMEOUT', `upstream ${call.service} did not answer within ${timeoutMs} ms`, {
-          headers: { 'x-mesh-error': 'timeout' },
-        }),
-      );
-    }, timeoutMs);
+      const detail =
+        deadlineMs === undefined
+          ? `upstream ${call.service} did not answer within ${timeoutMs} ms`
+          : `upstream ${call.service} did not answer within the call's grpc-timeout (${deadlineMs} ms)`;
+      signal.abort(new MeshError('MESH_TIMEOUT', detail, { headers: { 'x-mesh-error': 'timeout' } }));
+    }, limitMs);
     const done = () => {
       clearTimeout(timer);
       signal.unlink();

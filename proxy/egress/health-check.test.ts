@@ -1,9 +1,16 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { EndpointSet, type Endpoint } from './endpoints.js';
-import { HealthChecker, type HealthCheckPolicy } from './health-check.js';
+import {
+  checkEndpoint,
+  grpcHealthRequest,
+  grpcServingStatus,
+  HealthChecker,
+  type HealthCheckPolicy,
+} from './health-check.js';
 
 /** An app on port 0 whose health endpoint answers `status` (or never, with `hang`). */
 async function startApp(): Promise<{
@@ -30,7 +37,7 @@ async function startApp(): Promise<{
 
 describe('HealthChecker', () => {
   const policy: HealthCheckPolicy = {
-    path: '/healthz',
+    probe: { kind: 'http', path: '/healthz' },
     intervalMs: 60_000,
     timeoutMs: 100,
     unhealthyThreshold: 2,
@@ -117,5 +124,84 @@ describe('HealthChecker', () => {
     apps[0].state.status = 200;
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.ok(!checker.isHealthy(endpoints.all[0]), 'stopped: no more checks');
+  });
+});
+
+describe('gRPC health checks', () => {
+  /** A gRPC health message frame: `HealthCheckResponse { status }`. */
+  const answerFrame = (status: number) => Buffer.from([0, 0, 0, 0, 2, 0x08, status]);
+
+  it('encodes the request and reads the serving status as grpc.health.v1 defines them', () => {
+    assert.deepEqual(grpcHealthRequest(''), Buffer.from([0, 0, 0, 0, 0]));
+    assert.deepEqual(
+      grpcHealthRequest('shop.Orders'),
+      Buffer.from([0, 0, 0, 0, 13, 0x0a, 11, ...Buffer.from('shop.Orders')]),
+    );
+    assert.equal(
+      grpcHealthRequest('x'.repeat(200)).subarray(5, 8).toString('hex'),
+      '0ac801',
+      'a two-byte length',
+    );
+    assert.equal(grpcServingStatus(answerFrame(1)), 'SERVING');
+    assert.equal(grpcServingStatus(answerFrame(2)), 'NOT_SERVING');
+    assert.equal(grpcServingStatus(Buffer.from([0, 0, 0, 0, 0])), 'UNKNOWN', 'an empty message is status 0');
+    assert.equal(grpcServingStatus(Buffer.from([1, 0, 0, 0, 2, 0x08, 1])), 'a compressed message');
+    // An unknown length-delimited field before the status is skipped.
+    assert.equal(grpcServingStatus(Buffer.from([0, 0, 0, 0, 6, 0x12, 2, 0x61, 0x62, 0x08, 1])), 'SERVING');
+    assert.equal(grpcServingStatus(Buffer.from([0, 0, 0, 0, 1, 0x08])), 'a malformed message');
+  });
+
+  it('passes a SERVING answer and fails NOT_SERVING, an unknown service and a server without the health service', async () => {
+    const statusOf: Record<string, number> = { 'shop.Orders': 1, 'shop.Payments': 2 };
+    const asked: string[] = [];
+    const server = http2.createServer();
+    server.on('stream', (stream, headers) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const service = body.length > 5 ? body.subarray(7).toString() : '';
+        asked.push(`${String(headers[':method'])} ${String(headers[':path'])} ${service}`);
+        if (service === 'gone') {
+          // Trailers-Only, as servers without the health service (UNIMPLEMENTED) or a service they
+          // do not know (NOT_FOUND) answer.
+          stream.respond(
+            { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5' },
+            { endStream: true },
+          );
+          return;
+        }
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(answerFrame(statusOf[service] ?? 1));
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const endpoints = new EndpointSet({ connectTimeoutMs: 1000, protocol: 'http2' });
+    endpoints.update([`http://127.0.0.1:${(server.address() as AddressInfo).port}`]);
+    try {
+      const check = (service: string) =>
+        checkEndpoint(endpoints.all[0], {
+          probe: { kind: 'grpc', service },
+          intervalMs: 1000,
+          timeoutMs: 1000,
+          unhealthyThreshold: 1,
+          healthyThreshold: 1,
+        });
+      assert.deepEqual(
+        [await check('shop.Orders'), await check('shop.Payments'), await check('gone'), await check('')],
+        [undefined, 'NOT_SERVING', 'grpc-status 5', undefined],
+      );
+      assert.deepEqual(asked, [
+        'POST /grpc.health.v1.Health/Check shop.Orders',
+        'POST /grpc.health.v1.Health/Check shop.Payments',
+        'POST /grpc.health.v1.Health/Check gone',
+        'POST /grpc.health.v1.Health/Check ',
+      ]);
+    } finally {
+      await endpoints.destroy();
+      server.close();
+    }
   });
 });

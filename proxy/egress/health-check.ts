@@ -1,6 +1,7 @@
 /**
  * Active health checking of a group's endpoints, as Envoy, HAProxy and nginx do it: every
- * `intervalMs` each endpoint gets `GET <path>` on its own connection pool; `unhealthyThreshold`
+ * `intervalMs` each endpoint gets `GET <path>`, or gRPC's standard health check, on its own
+ * connections (keep-alive pool or HTTP/2 session); `unhealthyThreshold`
  * failed checks in a row take it out of load balancing, `healthyThreshold` passed ones in a row put
  * it back. Outlier detection learns from the calls; this learns before a call is spent on an
  * endpoint that is up but not serving (a pod draining, an app whose dependencies are down).
@@ -10,15 +11,19 @@
  * group is healthy, all of them are used (Envoy's panic mode): checks that fail everywhere are more
  * likely wrong than every endpoint down, and the calls' own failures still feed outlier detection.
  */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { H2DispatchHandler } from '../shared/h2-upstream.js';
 import type { Endpoint, EndpointSet } from './endpoints.js';
-import { CallSignal } from '../shared/signal.js';
-import { sendUpstream } from '../shared/upstream.js';
+
+/** What a check asks: `GET <path>` (2xx and 3xx pass), or gRPC's `grpc.health.v1.Health/Check` (SERVING passes). */
+export type HealthProbe =
+  { readonly kind: 'http'; readonly path: string } | { readonly kind: 'grpc'; readonly service: string };
 
 export interface HealthCheckPolicy {
-  /** Path (and query) of the check request, e.g. `/healthz`. */
-  readonly path: string;
+  readonly probe: HealthProbe;
   readonly intervalMs: number;
-  /** A check without response headers within this time failed. */
+  /** A check not answered (completely) within this time failed. */
   readonly timeoutMs: number;
   /** Failed checks in a row that take a healthy endpoint out. */
   readonly unhealthyThreshold: number;
@@ -39,35 +44,158 @@ export interface HealthCheckEvents {
   changed(endpoint: Endpoint, healthy: boolean, detail: string): void;
 }
 
-/** What one check tells: 2xx and 3xx pass, as a Kubernetes HTTP probe counts them. */
+const USER_AGENT = 'mesh-sidecar-health-check';
+/** Health answers are small; past this much, the rest of a body is not kept. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+interface ProbeAnswer {
+  readonly status: number;
+  readonly body: Buffer;
+  readonly trailers: IncomingHttpHeaders;
+}
+
+/**
+ * One request on the endpoint's own dispatcher (keep-alive pool or HTTP/2 session), its answer read
+ * whole — so the connection stays usable — or rejected after `timeoutMs`.
+ */
+function probe(
+  endpoint: Endpoint,
+  options: Dispatcher.DispatchOptions,
+  timeoutMs: number,
+): Promise<ProbeAnswer> {
+  return new Promise((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let failure: Error | undefined;
+    let status = 0;
+    let trailers: IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => {
+      failure = new Error(`no answer within ${timeoutMs} ms`);
+      controller?.abort(failure);
+      reject(failure);
+    }, timeoutMs);
+    const handler: H2DispatchHandler = {
+      onRequestStart(started) {
+        controller = started;
+        if (failure !== undefined) started.abort(failure);
+      },
+      onResponseTrailersOnly(fields) {
+        trailers = fields;
+      },
+      onResponseStart(_controller, statusCode) {
+        if (statusCode >= 200) status = statusCode;
+      },
+      onResponseData(_controller, chunk) {
+        if (size >= MAX_ANSWER_BYTES) return;
+        chunks.push(chunk);
+        size += chunk.length;
+      },
+      onResponseEnd(_controller, fields) {
+        clearTimeout(timer);
+        if (fields !== undefined && Object.keys(fields).length > 0) trailers = fields;
+        resolve({ status, body: Buffer.concat(chunks), trailers });
+      },
+      onResponseError(_controller, err) {
+        clearTimeout(timer);
+        reject(err);
+      },
+    };
+    endpoint.pool.dispatch(options, handler);
+  });
+}
+
+/** Protocol Buffers varint at `offset`: [value, next offset], or undefined past the end. */
+function readVarint(bytes: Buffer, offset: number): [number, number] | undefined {
+  let value = 0;
+  for (let shift = 0, at = offset; at < bytes.length && shift < 35; shift += 7, at += 1) {
+    value += (bytes[at] & 0x7f) * 2 ** shift;
+    if ((bytes[at] & 0x80) === 0) return [value, at + 1];
+  }
+  return undefined;
+}
+
+/** `HealthCheckRequest { string service = 1; }` in one uncompressed gRPC message frame. */
+export function grpcHealthRequest(service: string): Buffer {
+  const name = Buffer.from(service, 'utf8');
+  const length: number[] = [];
+  for (let n = name.length; ; n >>>= 7) {
+    if (n < 0x80) {
+      length.push(n);
+      break;
+    }
+    length.push((n & 0x7f) | 0x80);
+  }
+  // proto3 leaves a field at its default ("") out.
+  const message = name.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, ...length]), name]);
+  const frame = Buffer.alloc(5);
+  frame.writeUInt32BE(message.length, 1);
+  return Buffer.concat([frame, message]);
+}
+
+const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
+
+/** The `status` of the `HealthCheckResponse` in the first message frame of `body`, by name. */
+export function grpcServingStatus(body: Buffer): string {
+  if (body.length < 5) return 'no message';
+  if (body[0] !== 0) return 'a compressed message';
+  const message = body.subarray(5, 5 + body.readUInt32BE(1));
+  let status = 0;
+  for (let at = 0; at < message.length;) {
+    const tag = readVarint(message, at);
+    if (tag === undefined) return 'a malformed message';
+    const [key, next] = tag;
+    const value = readVarint(message, next);
+    if ((key & 7) === 0 && value !== undefined) {
+      if (key >>> 3 === 1) status = value[0];
+      at = value[1];
+    } else if ((key & 7) === 2 && value !== undefined) {
+      at = value[1] + value[0];
+    } else {
+      return 'a malformed message';
+    }
+  }
+  return SERVING_STATUS[status] ?? `status ${status}`;
+}
+
+/** Runs one check: undefined when it passed, else why it failed. */
 export async function checkEndpoint(
   endpoint: Endpoint,
   policy: HealthCheckPolicy,
 ): Promise<string | undefined> {
-  const signal = new CallSignal();
-  const timer = setTimeout(
-    () => signal.abort(new Error(`no answer within ${policy.timeoutMs} ms`)),
-    policy.timeoutMs,
-  );
+  const { probe: kind, timeoutMs } = policy;
   try {
-    const response = await sendUpstream(
-      endpoint.pool,
+    if (kind.kind === 'http') {
+      const { status } = await probe(
+        endpoint,
+        {
+          path: kind.path,
+          method: 'GET',
+          headers: { host: endpoint.url.host, 'user-agent': USER_AGENT },
+          body: null,
+        },
+        timeoutMs,
+      );
+      return status >= 200 && status < 400 ? undefined : `status ${status}`;
+    }
+    const answer = await probe(
+      endpoint,
       {
-        path: policy.path,
-        method: 'GET',
-        headers: { host: endpoint.url.host, 'user-agent': 'mesh-sidecar-health-check' },
-        body: null,
+        path: '/grpc.health.v1.Health/Check',
+        method: 'POST',
+        headers: { host: endpoint.url.host, 'user-agent': USER_AGENT, 'content-type': 'application/grpc' },
+        body: grpcHealthRequest(kind.service),
       },
-      signal,
+      timeoutMs,
     );
-    // A short answer is already complete here: discarding it costs nothing and keeps the connection.
-    response.body.discard();
-    const { statusCode } = response;
-    return statusCode >= 200 && statusCode < 400 ? undefined : `status ${statusCode}`;
+    if (answer.status !== 200) return `status ${answer.status}`;
+    const grpcStatus = answer.trailers['grpc-status'];
+    if (grpcStatus !== '0')
+      return `grpc-status ${String(grpcStatus)} ${String(answer.trailers['grpc-message'] ?? '')}`.trim();
+    const serving = grpcServingStatus(answer.body);
+    return serving === 'SERVING' ? undefined : serving;
   } catch (err) {
     return (err as Error).message;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

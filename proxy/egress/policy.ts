@@ -138,9 +138,20 @@ export function servicePolicyFromConfig(name: string, config: ServiceConfig): Se
       openMs: config.circuitBreaker.openMs,
     },
     outlier: { ...config.outlierDetection },
-    healthCheck: config.healthCheck === undefined ? undefined : { ...config.healthCheck },
+    healthCheck: healthCheckPolicy(config.healthCheck),
     whenExhausted: 'by-cause',
   };
+}
+
+/** An HTTP check by path, or a gRPC one by service name (the config check allows exactly one). */
+function healthCheckPolicy(check: ServiceConfig['healthCheck']): HealthCheckPolicy | undefined {
+  if (check === undefined) return undefined;
+  const { intervalMs, timeoutMs, unhealthyThreshold, healthyThreshold } = check;
+  const probe: HealthCheckPolicy['probe'] =
+    check.grpcService !== undefined
+      ? { kind: 'grpc', service: check.grpcService }
+      : { kind: 'http', path: check.path ?? '/' };
+  return { probe, intervalMs, timeoutMs, unhealthyThreshold, healthyThreshold };
 }
 
 /** The name zero-config mode's catch-all service goes by (metric label `service`). */

@@ -705,7 +705,7 @@ export interface EgressConfig {
            */
           hashHeader?: string;
           /**
-           * Overall time for a call, retries and backoff included, until the end of the response; then 504 with `x-mesh-error: timeout`.
+           * Overall time for a call, retries and backoff included, until the end of the response; then 504 with `x-mesh-error: timeout` (DEADLINE_EXCEEDED for a gRPC call). A gRPC call with a `grpc-timeout` gets that deadline instead.
            */
           timeoutMs: number;
           /**
@@ -796,19 +796,23 @@ export interface EgressConfig {
             maxEjectedPercent: number;
           };
           /**
-           * Absent: none. Every `intervalMs` each endpoint gets `GET <path>`; a 2xx or 3xx answer passes. `unhealthyThreshold` failed checks in a row take an endpoint out of load balancing, `healthyThreshold` passed ones in a row bring it back. Endpoints start healthy; when none is healthy, all are used (panic mode, as Envoy).
+           * Absent: none. Every `intervalMs` each endpoint gets `GET <path>` (a 2xx or 3xx answer passes), or with `grpcService` the gRPC health check `grpc.health.v1.Health/Check` (SERVING passes). `unhealthyThreshold` failed checks in a row take an endpoint out of load balancing, `healthyThreshold` passed ones in a row bring it back. Endpoints start healthy; when none is healthy, all are used (panic mode, as Envoy).
            */
           healthCheck?: {
             /**
-             * Path (and query) of the check, e.g. `/healthz`.
+             * Path (and query) of an HTTP check, e.g. `/healthz`. Give this or `grpcService`.
              */
-            path: string;
+            path?: string;
+            /**
+             * The service name a gRPC health check asks about (`""`: the server as a whole), for services with `protocol: http2`. Give this or `path`.
+             */
+            grpcService?: string;
             /**
              * Time between two rounds of checks (plus up to a tenth of it of jitter).
              */
             intervalMs: number;
             /**
-             * A check without response headers within this time failed.
+             * A check not answered completely within this time failed.
              */
             timeoutMs: number;
             /**

@@ -84,6 +84,32 @@ describe('config', () => {
       );
     });
 
+    it('refuses egress health checks that are neither or both HTTP and gRPC, or gRPC over HTTP/1.1', () => {
+      const service = (healthCheck: object, protocol = 'http2') => ({
+        endpoints: ['http://127.0.0.1:9'],
+        protocol,
+        healthCheck,
+      });
+      const lines = problemLines(() =>
+        validateConfig({
+          egress: {
+            services: {
+              both: service({ path: '/healthz', grpcService: '' }),
+              neither: service({ intervalMs: 100 }),
+              plain: service({ grpcService: 'shop.Orders' }, 'http1'),
+              fine: service({ grpcService: '' }),
+              http: service({ path: '/healthz' }, 'http1'),
+            },
+          },
+        }),
+      );
+      assert.deepEqual(lines, [
+        '/egress/services/both/healthCheck: must have exactly one of path and grpcService',
+        '/egress/services/neither/healthCheck: must have exactly one of path and grpcService',
+        '/egress/services/plain/healthCheck/grpcService: a gRPC health check needs protocol: http2',
+      ]);
+    });
+
     it('fills every default from {}', () => {
       assert.deepEqual(validateConfig({}), {
         admin: { enabled: true, host: '0.0.0.0', port: 15000 },

@@ -450,6 +450,23 @@ function crossFieldProblems(config: MeshConfig): ConfigProblem[] {
     }
   });
   problems.push(...processorProblems(config));
+  problems.push(...egressProblems(config.egress));
+  return problems;
+}
+
+/** Egress services: a health check is HTTP or gRPC, and gRPC needs HTTP/2 to the endpoints. */
+function egressProblems(egress: MeshConfig['egress']): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const [name, service] of Object.entries(egress.services)) {
+    const check = service?.healthCheck;
+    if (check === undefined) continue;
+    const at = `/egress/services/${name}/healthCheck`;
+    if ((check.path === undefined) === (check.grpcService === undefined)) {
+      problems.push({ pointer: at, message: 'must have exactly one of path and grpcService' });
+    } else if (check.grpcService !== undefined && service?.protocol !== 'http2') {
+      problems.push({ pointer: `${at}/grpcService`, message: 'a gRPC health check needs protocol: http2' });
+    }
+  }
   return problems;
 }
 

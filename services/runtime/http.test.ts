@@ -9,6 +9,7 @@ import {
   ensureRequestId,
   grpcCodeName,
   grpcPercentEncode,
+  grpcTimeoutMs,
   httpStatusOfGrpc,
   HttpListener,
   sendProblem,
@@ -270,6 +271,16 @@ describe('gRPC statuses', () => {
     assert.equal(grpcCodeName(undefined, true, 200), 'UNKNOWN', 'a 200 without a status');
     assert.equal(grpcCodeName(undefined, true, 503), 'UNAVAILABLE');
     assert.equal(grpcCodeName(undefined, true, 401), 'UNAUTHENTICATED');
+  });
+
+  it('reads a grpc-timeout deadline in whole milliseconds, and nothing from a malformed one', () => {
+    assert.deepEqual(
+      ['1H', '2M', '3S', '250m', '1500u', '1n', '99999999m'].map(grpcTimeoutMs),
+      [3_600_000, 120_000, 3_000, 250, 2, 1, 99_999_999],
+    );
+    for (const bad of [undefined, '', '5', 'S', '123456789m', '1.5S', '10s', ' 1S', ['1S']]) {
+      assert.equal(grpcTimeoutMs(bad), undefined, JSON.stringify(bad));
+    }
   });
 
   it('maps gRPC statuses to HTTP as Envoy does, so 5xx-based policies see gRPC failures', () => {

@@ -299,6 +299,26 @@ export function grpcCodeName(grpcStatus: string | undefined, completed: boolean,
   return GRPC_CODE_NAMES[GRPC_STATUS_BY_HTTP[httpStatus] ?? GRPC_UNKNOWN];
 }
 
+const GRPC_TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = {
+  H: 3_600_000,
+  M: 60_000,
+  S: 1_000,
+  m: 1,
+  u: 1e-3,
+  n: 1e-6,
+};
+
+/**
+ * A gRPC call's deadline from its `grpc-timeout` header (up to 8 digits and a unit: H, M, S, m, u,
+ * n), in whole milliseconds (at least 1); undefined without one or when it is malformed.
+ */
+export function grpcTimeoutMs(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (match === null) return undefined;
+  return Math.max(1, Math.ceil(Number(match[1]) * GRPC_TIMEOUT_UNIT_MS[match[2]]));
+}
+
 /** The HTTP status of a gRPC status (`grpc-status`); codes gRPC does not define are 500. */
 export function httpStatusOfGrpc(grpcStatus: number): number {
   return HTTP_STATUS_BY_GRPC[grpcStatus] ?? 500;
