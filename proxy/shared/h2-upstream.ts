@@ -38,7 +38,19 @@ export interface H2OriginOptions {
   readonly connectTimeout?: number;
   /** For `https:` origins: CA, client certificate and key (mTLS), server name. */
   readonly tls?: Pick<SecureClientSessionOptions, 'ca' | 'cert' | 'key' | 'servername'>;
+  /** PING every `intervalMs`; no answer within `timeoutMs` ends the session. Default KEEPALIVE. */
+  readonly keepalive?: { readonly intervalMs: number; readonly timeoutMs: number };
 }
+
+/**
+ * Every call to an origin shares its one session, so a connection that died silently (the upstream
+ * host gone without a FIN or RST, a NAT or firewall that dropped it) would hold every new call until
+ * its timeouts fire, one after the other, for as long as TCP takes to notice (many minutes). A PING
+ * every 20 s that gets no answer within 10 s ends the session instead: its streams fail (and are
+ * retried as resets), and the next call opens a new one. Linkerd pings its HTTP/2 connections so
+ * too; one PING frame per 20 s costs nothing measurable.
+ */
+export const KEEPALIVE = { intervalMs: 20_000, timeoutMs: 10_000 } as const;
 
 /** What the egress endpoints and the ingress hold: an undici Pool or an H2Origin. */
 export interface UpstreamDispatcher {
@@ -148,6 +160,7 @@ export class H2Origin implements UpstreamDispatcher {
     };
     session.once('connect', stopWaiting);
     session.once('close', stopWaiting);
+    this.keepAlive(session);
     const connectTimeout = this.options.connectTimeout ?? 0;
     if (connectTimeout > 0) {
       const timer = setTimeout(() => {
@@ -160,6 +173,35 @@ export class H2Origin implements UpstreamDispatcher {
     }
     this.session = session;
     return session;
+  }
+
+  /** Pings `session` every interval while it lasts; one unanswered within the timeout destroys it. */
+  private keepAlive(session: ClientHttp2Session): void {
+    const { intervalMs, timeoutMs } = this.options.keepalive ?? KEEPALIVE;
+    let waiting = false;
+    const pinger = setInterval(() => {
+      if (waiting || session.connecting || session.closed || session.destroyed) return;
+      waiting = true;
+      const timer = setTimeout(() => {
+        session.destroy(
+          new errors.SocketError(
+            `the HTTP/2 connection to ${this.origin} did not answer a PING within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      timer.unref();
+      const answered = () => {
+        waiting = false;
+        clearTimeout(timer);
+      };
+      try {
+        session.ping(answered);
+      } catch {
+        answered();
+      }
+    }, intervalMs);
+    pinger.unref();
+    session.once('close', () => clearInterval(pinger));
   }
 }
 

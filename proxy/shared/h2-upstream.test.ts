@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http2 from 'node:http2';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { H2Origin } from './h2-upstream.js';
+import { sendUpstream } from './upstream.js';
+
+/**
+ * A TCP relay in front of `target` whose existing connections can be frozen: their bytes stop
+ * flowing both ways with no FIN or RST (a host gone, a NAT that dropped the flow), while new
+ * connections work.
+ */
+async function startRelay(target: number) {
+  const pairs: [Socket, Socket][] = [];
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target, '127.0.0.1');
+    client.pipe(upstream);
+    upstream.pipe(client);
+    for (const socket of [client, upstream]) socket.on('error', () => undefined);
+    pairs.push([client, upstream]);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => pairs.length,
+    freeze() {
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+    },
+    close() {
+      for (const pair of pairs) for (const socket of pair) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('H2Origin', () => {
+  it('ends a session whose connection stopped answering PINGs, and the next call opens a new one', async () => {
+    const app = http2.createServer((_req, res) => res.end('ok'));
+    app.listen(0, '127.0.0.1');
+    await once(app, 'listening');
+    const relay = await startRelay((app.address() as AddressInfo).port);
+    const origin = new H2Origin(relay.url, {
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepalive: { intervalMs: 30, timeoutMs: 60 },
+    });
+    const get = async () => {
+      const response = await sendUpstream(origin, { path: '/', method: 'GET', headers: {} });
+      response.body.discard();
+      return response.statusCode;
+    };
+    try {
+      assert.equal(await get(), 200);
+      relay.freeze();
+      // Without the PING the call would wait on the dead connection for as long as TCP takes.
+      await assert.rejects(get(), /did not answer a PING within 60 ms/);
+      assert.equal(await get(), 200);
+      assert.equal(relay.connections(), 2);
+    } finally {
+      await origin.destroy();
+      relay.close();
+      app.close();
+    }
+  });
+});
