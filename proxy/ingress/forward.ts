@@ -10,6 +10,7 @@ import type { UpstreamDispatcher } from '../shared/h2-upstream.js';
 import { joinIfUpgraded, upgradeOf } from '../shared/tunnel.js';
 import { sendUpstream, type UpstreamResponse } from '../shared/upstream.js';
 import type { IngressContext } from './context.js';
+import { grpcRequestBody, grpcWebMode, relayAsGrpcWeb, toGrpcRequest } from './grpc-web.js';
 import { isJsonMediaType, responseValidator, toFieldErrors } from './openapi/compile.js';
 
 /** Responses larger than this are relayed without being validated. */
@@ -22,6 +23,8 @@ export interface ForwardDeps {
   readonly protocol: 'http' | 'https';
   readonly logger: Logger;
   readonly metrics: MeshMetrics;
+  /** The app speaks gRPC over HTTP/2: gRPC-Web calls are translated (grpc-web.ts). */
+  readonly grpcWeb: boolean;
 }
 
 /**
@@ -45,6 +48,8 @@ export async function forward(
   });
   headers['x-request-id'] = ctx.requestId;
   if (Buffer.isBuffer(ctx.body)) headers['content-length'] = String(ctx.body.length);
+  const web = deps.grpcWeb ? grpcWebMode(req.headers['content-type']) : undefined;
+  if (web !== undefined) toGrpcRequest(headers, web);
   if (traceContext !== undefined) propagation.inject(traceContext, headers);
 
   // The pool's headersTimeout/bodyTimeout (= ingress.timeoutMs) bound the app's answer, so no timer
@@ -58,7 +63,7 @@ export async function forward(
         path: req.url ?? '/',
         method: ctx.method,
         headers: headers as Record<string, string>,
-        body: ctx.body,
+        body: web === undefined ? ctx.body : grpcRequestBody(ctx.body, web),
         upgrade: upgrade ?? null,
       },
       ctx.gone,
@@ -83,6 +88,10 @@ export async function forward(
   if (joinIfUpgraded(res, upstream, ctx.requestId)) return;
   const responseHeaders = withoutHopByHop(upstream.headers);
   responseHeaders[REQUEST_ID_HEADER] ??= ctx.requestId;
+  if (web !== undefined) {
+    relayAsGrpcWeb(res, upstream.statusCode, responseHeaders, upstream.body, web);
+    return;
+  }
   res.writeHead(upstream.statusCode, responseHeaders);
   const contentType = upstream.headers['content-type'];
   const validator =

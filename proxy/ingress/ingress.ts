@@ -125,6 +125,7 @@ export class IngressComponent implements Component {
       protocol: options.tls ? 'https' : 'http',
       logger: options.logger,
       metrics: options.metrics,
+      grpcWeb: options.targetProtocol === 'http2',
     };
   }
 

@@ -77,7 +77,7 @@ export class UpstreamBody implements H2DispatchHandler {
   private doneCallbacks: (() => void)[] | undefined;
   private readonly onDrain = () => this.controller?.resume();
   private upgradedSocket: Duplex | undefined;
-  private trailers: IncomingHttpHeaders | undefined;
+  private trailerFields: IncomingHttpHeaders | undefined;
 
   constructor(
     resolve: (response: UpstreamResponse) => void,
@@ -136,13 +136,13 @@ export class UpstreamBody implements H2DispatchHandler {
       }
       if (this.ended) {
         tap?.(held[written]);
-        relayTrailers(res, this.trailers);
+        relayTrailers(res, this.trailerFields);
         res.end(held[written]);
         return;
       }
     }
     if (this.ended) {
-      relayTrailers(res, this.trailers);
+      relayTrailers(res, this.trailerFields);
       res.end();
     } else if (full) res.once('drain', this.onDrain);
     else this.controller?.resume();
@@ -161,13 +161,18 @@ export class UpstreamBody implements H2DispatchHandler {
     this.controller?.abort(this.failure);
   }
 
+  /** The upstream's trailers (HTTP/2; a gRPC Trailers-Only answer's status fields too), once known. */
+  get trailers(): IncomingHttpHeaders | undefined {
+    return this.trailerFields;
+  }
+
   /**
    * The `grpc-status` the upstream ended a gRPC call with: known with the headers for a
    * Trailers-Only answer, else once the body has ended; undefined until then, and for a response
    * that carried none (not gRPC, or cut before its trailers).
    */
   get grpcStatus(): number | undefined {
-    const value = this.trailers?.['grpc-status'];
+    const value = this.trailerFields?.['grpc-status'];
     return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined;
   }
 
@@ -185,7 +190,7 @@ export class UpstreamBody implements H2DispatchHandler {
   }
 
   onResponseTrailersOnly(trailers: IncomingHttpHeaders): void {
-    this.trailers = trailers;
+    this.trailerFields = trailers;
   }
 
   onResponseStart(
@@ -236,9 +241,9 @@ export class UpstreamBody implements H2DispatchHandler {
     if (this.finished) return;
     this.ended = true;
     // Only an HTTP/2 upstream (h2-upstream.ts) reports any; gRPC's status travels in them.
-    this.trailers = trailers ?? this.trailers;
+    this.trailerFields = trailers ?? this.trailerFields;
     if (this.sink !== undefined) {
-      relayTrailers(this.sink, this.trailers);
+      relayTrailers(this.sink, this.trailerFields);
       this.sink.end();
     }
     this.finish();

@@ -296,7 +296,7 @@ export interface IngressConfig {
    */
   timeoutMs: number;
   /**
-   * How ingress speaks to the application: `http1`, or `http2` for an application that serves HTTP/2 — gRPC servers (h2c with prior knowledge for an `http://` target, h2 by ALPN for `https://`). Any caller, HTTP/1.1 or HTTP/2, is forwarded either way; response trailers (gRPC status) reach HTTP/2 callers.
+   * How ingress speaks to the application: `http1`, or `http2` for an application that serves HTTP/2 — gRPC servers (h2c with prior knowledge for an `http://` target, h2 by ALPN for `https://`). Any caller, HTTP/1.1 or HTTP/2, is forwarded either way; response trailers (gRPC status) reach HTTP/2 callers. With `http2`, gRPC-Web calls (`application/grpc-web[-text]…`) are translated to gRPC for the app, the trailers returned in gRPC-Web's trailer frame.
    */
   targetProtocol: 'http1' | 'http2';
   /**

@@ -345,7 +345,10 @@ export function grpcPercentEncode(text: string): string {
 function sendGrpcStatus(res: ServerResponse, error: MeshError): void {
   const grpcStatus = GRPC_STATUS_BY_CODE[error.code] ?? GRPC_STATUS_BY_HTTP[error.status] ?? GRPC_UNKNOWN;
   res.statusCode = 200;
-  res.setHeader('content-type', 'application/grpc');
+  // A gRPC-Web caller reads the status from these headers too, under its own content type.
+  const asked = res.req.headers['content-type'];
+  const web = typeof asked === 'string' && asked.startsWith('application/grpc-web');
+  res.setHeader('content-type', web ? asked.split(';')[0].trim() : 'application/grpc');
   res.setHeader('grpc-status', String(grpcStatus));
   annotateResponse(res, { grpcStatus: String(grpcStatus) });
   res.setHeader('grpc-message', grpcPercentEncode(`${error.code}: ${error.message}`));
@@ -661,9 +664,10 @@ export class HttpListener {
     const labels = { listener: this.name, method, route, status: String(status) };
     this.options.metrics.httpServerRequests.series(labels).inc();
     this.options.metrics.httpServerDuration.series(labels).observe(seconds);
-    // gRPC needs HTTP/2: HTTP/1.1 requests pay one comparison.
+    // gRPC needs HTTP/2, so HTTP/1.1 requests pay one comparison — unless a status was noted for
+    // them (gRPC-Web, or a refusal of a gRPC call).
     const grpcCode =
-      req.httpVersionMajor === 2 && isGrpc(req)
+      notes.grpcStatus !== undefined || (req.httpVersionMajor === 2 && isGrpc(req))
         ? grpcCodeName(notes.grpcStatus, completed, status)
         : undefined;
     if (grpcCode !== undefined) {
