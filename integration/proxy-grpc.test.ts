@@ -190,6 +190,14 @@ function grpcClient(
   return { unary, count, client };
 }
 
+/** A sidecar process running only the egress listener (h2c and HTTP/1.1 on one port), with these services. */
+function startEgressSidecar(cleanup: CleanupStack, services: Record<string, unknown>) {
+  return startTestSidecar(cleanup, {
+    ingress: { enabled: false },
+    egress: { host: '127.0.0.1', port: 0, services },
+  });
+}
+
 /** One HTTP/2 request on a new session to `url`; the session is closed by `cleanup`. */
 async function h2Request(
   cleanup: CleanupStack,
@@ -352,19 +360,12 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     const app = await startGrpcApp(cleanup);
     // A port nothing listens on.
     const deadUrl = `http://127.0.0.1:${await freePort()}`;
-    const sidecar = await startTestSidecar(cleanup, {
-      ingress: { enabled: false },
-      egress: {
-        host: '127.0.0.1',
-        port: 0,
-        services: {
-          orders: { endpoints: [app.url], protocol: 'http2' },
-          gone: {
-            endpoints: [deadUrl],
-            protocol: 'http2',
-            retry: { attempts: 2, baseBackoffMs: 1, maxBackoffMs: 2 },
-          },
-        },
+    const sidecar = await startEgressSidecar(cleanup, {
+      orders: { endpoints: [app.url], protocol: 'http2' },
+      gone: {
+        endpoints: [deadUrl],
+        protocol: 'http2',
+        retry: { attempts: 2, baseBackoffMs: 1, maxBackoffMs: 2 },
       },
     });
 
@@ -607,18 +608,11 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       for (const session of sessions) session.destroy();
       return new Promise<void>((resolve) => upstream.close(() => resolve()));
     });
-    const sidecar = await startTestSidecar(cleanup, {
-      ingress: { enabled: false },
-      egress: {
-        host: '127.0.0.1',
-        port: 0,
-        services: {
-          h2svc: {
-            endpoints: [`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`],
-            protocol: 'http2',
-            retry: { attempts: 3, baseBackoffMs: 1, maxBackoffMs: 2 },
-          },
-        },
+    const sidecar = await startEgressSidecar(cleanup, {
+      h2svc: {
+        endpoints: [`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`],
+        protocol: 'http2',
+        retry: { attempts: 3, baseBackoffMs: 1, maxBackoffMs: 2 },
       },
     });
     const post = async (path: string) => {
@@ -648,23 +642,16 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       loadBalancer: 'round_robin',
       ...extra,
     });
-    const sidecar = await startTestSidecar(cleanup, {
-      ingress: { enabled: false },
-      egress: {
-        host: '127.0.0.1',
-        port: 0,
-        services: {
-          // Outlier detection only: a failing call is passed on, and counts against its endpoint.
-          ejecting: service({
-            retry: { attempts: 1 },
-            outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 60_000, maxEjectedPercent: 50 },
-          }),
-          // Retries only: gateway errors, of which UNAVAILABLE (503) is one.
-          retrying: service({
-            retry: { attempts: 2, retryOn: ['gateway-error'], baseBackoffMs: 1, maxBackoffMs: 2 },
-          }),
-        },
-      },
+    const sidecar = await startEgressSidecar(cleanup, {
+      // Outlier detection only: a failing call is passed on, and counts against its endpoint.
+      ejecting: service({
+        retry: { attempts: 1 },
+        outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 60_000, maxEjectedPercent: 50 },
+      }),
+      // Retries only: gateway errors, of which UNAVAILABLE (503) is one.
+      retrying: service({
+        retry: { attempts: 2, retryOn: ['gateway-error'], baseBackoffMs: 1, maxBackoffMs: 2 },
+      }),
     });
 
     const ejecting = grpcClient(cleanup, sidecar.urls.egress, 'ejecting');
@@ -726,22 +713,15 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       await startGrpcApp(cleanup, { health: serving }),
       await startGrpcApp(cleanup, { health: draining }),
     ];
-    const sidecar = await startTestSidecar(cleanup, {
-      ingress: { enabled: false },
-      egress: {
-        host: '127.0.0.1',
-        port: 0,
-        services: {
-          orders: {
-            endpoints: apps.map((app) => app.url),
-            protocol: 'http2',
-            healthCheck: {
-              grpcService: 'mesh.test.Echo',
-              intervalMs: 20,
-              unhealthyThreshold: 2,
-              healthyThreshold: 1,
-            },
-          },
+    const sidecar = await startEgressSidecar(cleanup, {
+      orders: {
+        endpoints: apps.map((app) => app.url),
+        protocol: 'http2',
+        healthCheck: {
+          grpcService: 'mesh.test.Echo',
+          intervalMs: 20,
+          unhealthyThreshold: 2,
+          healthyThreshold: 1,
         },
       },
     });
@@ -762,13 +742,8 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
 
   it("egress: a gRPC call's grpc-timeout is its deadline in place of timeoutMs, a long stream included", async () => {
     const app = await startGrpcApp(cleanup);
-    const sidecar = await startTestSidecar(cleanup, {
-      ingress: { enabled: false },
-      egress: {
-        host: '127.0.0.1',
-        port: 0,
-        services: { orders: { endpoints: [app.url], protocol: 'http2', timeoutMs: 300 } },
-      },
+    const sidecar = await startEgressSidecar(cleanup, {
+      orders: { endpoints: [app.url], protocol: 'http2', timeoutMs: 300 },
     });
     const orders = grpcClient(cleanup, sidecar.urls.egress, 'orders');
     // 8 messages 100 ms apart: 800 ms, past timeoutMs, within the caller's 10 s deadline.
