@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { SpanKind } from '@opentelemetry/api';
 import { startTestEgress } from './helpers/upstream-egress.js';
-import { fail, hang, ok, reset, slow, startUpstreams, TestUpstream } from './helpers/upstream.js';
+import {
+  fail,
+  hang,
+  ok,
+  reset,
+  slow,
+  startUpstreams,
+  TestUpstream,
+  type Behaviour,
+} from './helpers/upstream.js';
 import { CleanupStack, waitFor } from './helpers/wait.js';
 
 type Problem = { status: number; code: string; detail: string };
@@ -293,6 +302,44 @@ describe('egress router', function () {
       assert.equal(orders.count(), 4);
       orders.script(fail(500));
       assert.equal((await retrying.call('orders')).status, 500, '500 is not a gateway error');
+    });
+
+    it("waits the upstream's Retry-After before retrying, and does not retry one beyond maxBackoffMs", async () => {
+      const [orders] = await upstreams(1);
+      const egress = await startTestEgress(
+        cleanup,
+        {
+          services: {
+            orders: {
+              endpoints: [orders.url],
+              retry: {
+                attempts: 2,
+                retryOn: ['gateway-error'],
+                statuses: [429],
+                baseBackoffMs: 1,
+                maxBackoffMs: 2000,
+              },
+            },
+          },
+        },
+        // Jitter pinned to 0: any wait between the attempts is the Retry-After's.
+        { random: () => 0 },
+      );
+      const busy = (seconds: string): Behaviour => ({
+        kind: 'ok',
+        status: 429,
+        headers: { 'retry-after': seconds },
+      });
+      orders.script(busy('1'), ok());
+      assert.equal((await egress.call('orders')).status, 200);
+      const [first, second] = orders.requests;
+      assert.ok(second.at - first.at >= 1000, `retried after ${Math.round(second.at - first.at)} ms`);
+
+      orders.script(busy('5'));
+      const refused = await egress.call('orders');
+      assert.equal(refused.status, 429, '5 s is beyond maxBackoffMs: the caller gets the answer');
+      assert.equal(refused.headers['retry-after'], '5');
+      assert.equal(orders.count(), 3);
     });
 
     it('does not retry a POST that reached the upstream, unless it has an Idempotency-Key', async () => {

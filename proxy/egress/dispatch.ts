@@ -23,6 +23,7 @@ import {
   isSafeToResend,
   matchesRetryOn,
   reachedUpstream,
+  retryAfterMs,
   type AttemptOutcome,
   type FailureKind,
   type RetryBudget,
@@ -233,8 +234,11 @@ export interface RetryLayerOptions {
 /**
  * Sends the call again while the policy allows it: the outcome matches `retryOn`, attempts are left,
  * the body can be sent again, a request the upstream may have seen is safe to resend (contract
- * section 5), and the retry budget has room. Waits a full-jitter backoff between attempts. What the
- * last attempt produced (response or failure) is what the call produces.
+ * section 5), and the retry budget has room. Waits a full-jitter backoff between attempts — or, when
+ * the answer says `Retry-After` (a 503 or 429 of an upstream that knows when it will take calls
+ * again), at least that long; a `Retry-After` beyond `maxBackoffMs` is not waited for: the answer
+ * goes back to the caller, Retry-After and all (Envoy's rate-limited retry back-off does likewise).
+ * What the last attempt produced (response or failure) is what the call produces.
  */
 export function retry(options: RetryLayerOptions): Layer {
   const { policy, budget, metrics } = options;
@@ -259,18 +263,20 @@ export function retry(options: RetryLayerOptions): Layer {
         failure = err;
         outcome = { kind: err.kind };
       }
+      const askedWait = answer === undefined ? undefined : retryAfterMs(answer.headers['retry-after']);
       const wanted =
         attempt < policy.attempts &&
         matchesRetryOn(policy, outcome) &&
         resendable &&
         (!reachedUpstream(outcome) || isSafeToResend(call.method, call.headers)) &&
+        (askedWait === undefined || askedWait <= policy.maxBackoffMs) &&
         !call.signal.aborted;
       if (wanted && budget !== undefined && !budget.tryWithdraw()) {
         exhausted(call.service).inc();
       } else if (wanted) {
         retries(call.service).inc();
         if (answer) answer.body.discard();
-        wait = backoffMs(attempt, policy, random);
+        wait = Math.max(backoffMs(attempt, policy, random), askedWait ?? 0);
         if (wait > 0) await sleep(wait, call.signal);
         continue;
       }

@@ -1,8 +1,26 @@
 import assert from 'node:assert/strict';
 import { zeroConfigPolicy } from './policy.js';
-import { backoffMs, classifyError, isSafeToResend, matchesRetryOn, RetryBudget } from './retry.js';
+import {
+  backoffMs,
+  classifyError,
+  isSafeToResend,
+  matchesRetryOn,
+  RetryBudget,
+  retryAfterMs,
+} from './retry.js';
 
 describe('egress retry decisions', () => {
+  it("reads an upstream's Retry-After as delay-seconds or an HTTP-date", () => {
+    const now = () => Date.parse('Sun, 06 Nov 1994 08:49:30 GMT');
+    assert.equal(retryAfterMs('2', now), 2000);
+    assert.equal(retryAfterMs(' 0 ', now), 0);
+    assert.equal(retryAfterMs('Sun, 06 Nov 1994 08:49:37 GMT', now), 7000);
+    assert.equal(retryAfterMs('Sun, 06 Nov 1994 08:49:00 GMT', now), 0, 'a date past is no wait');
+    for (const bad of [undefined, '', '-1', '1.5', 'soon', ['1']]) {
+      assert.equal(retryAfterMs(bad, now), undefined, JSON.stringify(bad));
+    }
+  });
+
   it('computes full-jitter backoff like the reference sidecar: 120, 240, 480, then capped at 1000', () => {
     const policy = zeroConfigPolicy('http://up:1').retry;
     const max = () => 0.999_999_9;

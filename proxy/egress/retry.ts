@@ -85,6 +85,20 @@ export function backoffMs(
 }
 
 /**
+ * How long an upstream's `Retry-After` asks to wait, in milliseconds: delay-seconds, or an HTTP-date
+ * (from `now`); undefined without one or when it is malformed. A date in the past is 0.
+ */
+export function retryAfterMs(value: unknown, now: () => number = Date.now): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const text = value.trim();
+  if (/^\d{1,9}$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  // An HTTP-date names a weekday (`Sun, 06 Nov 1994 08:49:37 GMT`): no bare number parses as one.
+  if (Number.isNaN(at) || !/[a-z]/i.test(text)) return undefined;
+  return Math.max(0, at - now());
+}
+
+/**
  * A retry budget in the manner of Finagle and Linkerd: over a sliding window (10 s, in 1 s slots),
  * retries may be at most `ratio` × requests + `minRetriesPerSecond` × window seconds. When every
  * endpoint fails, retries stop adding load at once instead of multiplying it by the attempts.

@@ -737,7 +737,7 @@ export interface EgressConfig {
              */
             baseBackoffMs: number;
             /**
-             * Cap of the backoff before jitter.
+             * Cap of the backoff before jitter. Also the longest `Retry-After` of an upstream answer the sidecar waits for before retrying it (the wait is then at least the `Retry-After`); an answer asking for longer is not retried but passed back to the caller.
              */
             maxBackoffMs: number;
             /**
