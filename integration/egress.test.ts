@@ -577,8 +577,9 @@ describe('egress router', function () {
       for (let i = 0; i < 10; i += 1) assert.equal((await egress.call('orders')).status, 200);
       assert.equal(traffic(ups[1]), before, 'no call went to the unhealthy endpoint');
       const status = egress.egress.status() as unknown as {
-        services: { groups: { endpoints: { origin: string; healthy: boolean }[] }[] }[];
+        services: { unhealthy: number; groups: { endpoints: { origin: string; healthy: boolean }[] }[] }[];
       };
+      assert.equal(status.services[0].unhealthy, 1);
       assert.deepEqual(
         status.services[0].groups[0].endpoints.map((e) => e.healthy),
         [true, false],

@@ -147,7 +147,7 @@ export class EgressComponent implements Component {
   }
 
   /**
-   * Listener and services as the admin status page shows them: endpoints (ejected ones marked),
+   * Listener and services as the admin status page shows them: endpoints (ejected and unhealthy ones marked),
    * breaker state and retry budget use of each service.
    */
   status(): ComponentStatus {
@@ -164,6 +164,7 @@ export class EgressComponent implements Component {
           weight: group.weight,
           endpoints,
           ejected: endpoints.filter((endpoint) => endpoint.ejected).length,
+          unhealthy: endpoints.filter((endpoint) => !endpoint.healthy).length,
         };
       });
       return {
@@ -171,6 +172,10 @@ export class EgressComponent implements Component {
         loadBalancer: service.policy.loadBalancer,
         endpoints: groups.reduce((sum, group) => sum + group.endpoints.length, 0),
         ejected: groups.reduce((sum, group) => sum + group.ejected, 0),
+        // null: the service has no active health checks.
+        unhealthy: service.policy.healthCheck
+          ? groups.reduce((sum, group) => sum + group.unhealthy, 0)
+          : null,
         groups,
         breaker: service.breaker?.status() ?? null,
         retryBudget: service.retryBudget?.usage() ?? null,

@@ -97,6 +97,9 @@ export function formatStatusText(status: SidecarStatus): string {
           `ejected ${text(service.ejected)}`,
           `breaker ${breaker ? text(breaker.state) : 'none'}`,
           budget ? `retry budget ${text(budget.retries)}/${text(budget.allowed)}` : 'no retry budget',
+          service.unhealthy === null || service.unhealthy === undefined
+            ? 'no health checks'
+            : `unhealthy ${text(service.unhealthy)}`,
         ];
       }),
     ),

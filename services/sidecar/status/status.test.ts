@@ -202,7 +202,9 @@ describe('status page data', () => {
                 ejected: 1,
                 breaker: { state: 'half-open' },
                 retryBudget: { retries: 2, allowed: 100 },
+                unhealthy: 2,
               },
+              { name: 'ledger', endpoints: 1, ejected: 0, breaker: null, retryBudget: null, unhealthy: null },
             ],
           },
           processors: { running: 1 },
@@ -230,7 +232,14 @@ describe('status page data', () => {
       assert.match(text, / {2}orders {2}group g1 {2}topics t1 {2}lag 7 {2}PAUSED/);
       assert.match(text, /last delivery error at 2026-01-01T00:00:04\.000Z: app down: ECONNREFUSED/);
       assert.match(text, / {4}t1\/0 +lag 7 +paused/);
-      assert.match(text, / {2}billing +endpoints 3 +ejected 1 +breaker half-open +retry budget 2\/100/);
+      assert.match(
+        text,
+        / {2}billing +endpoints 3 +ejected 1 +breaker half-open +retry budget 2\/100 +unhealthy 2/,
+      );
+      assert.match(
+        text,
+        / {2}ledger +endpoints 1 +ejected 0 +breaker none +no retry budget +no health checks/,
+      );
       assert.match(text, / {2}pg\/c1 +json +t2\/1 +buffered 3/);
       assert.match(text, /warn {3}\[orders\] partition paused/);
       assert.match(text, /\nprocessors\n {2}\{\n {4}"running": 1\n {2}\}\n/);
