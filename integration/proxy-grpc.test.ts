@@ -280,14 +280,16 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     const hung = await cancelHangingCall(client.client, app.seen);
     assert.equal(hung.deadline, Infinity);
     await waitFor(() => hung.cancelled, { what: 'the app saw the call cancelled' });
-    await waitFor(
-      async () =>
-        (await metricValue(
-          sidecar.urls.admin,
-          'mesh_http_server_requests_total',
-          'listener="ingress",method="POST",route="forward",status="0"',
-        )) === 2,
-    );
+    const byStatus = (status: string) =>
+      metricValue(
+        sidecar.urls.admin,
+        'mesh_http_server_requests_total',
+        `listener="ingress",method="POST",route="forward",status="${status}"`,
+      );
+    // The call past its deadline ends one of two ways, whichever comes first: the caller gives up
+    // (aborted, status 0) or the sidecar, enforcing the same deadline, answers DEADLINE_EXCEEDED.
+    await waitFor(async () => (await byStatus('0')) + (await byStatus('200')) === 5);
+    assert.ok((await byStatus('0')) >= 1);
 
     // Many calls at once share the sidecar's connections; each gets its own answer.
     const many = await Promise.all(Array.from({ length: 50 }, (_, i) => client.unary('echo', `m${i}`)));
@@ -300,16 +302,9 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     const plain = await request(`${sidecar.urls.admin}/readyz`);
     assert.equal(plain.statusCode, 200);
     await plain.body.dump();
-    assert.equal(
-      await metricValue(
-        sidecar.urls.admin,
-        'mesh_http_server_requests_total',
-        'listener="ingress",method="POST",route="forward",status="200"',
-      ),
-      1 + 1 + 1 + 50,
-    );
-    // The same calls by the gRPC status their caller got: the failed one is not an OK, the two
-    // that ended without a status (deadline passed, cancelled) are CANCELLED.
+    await waitFor(async () => (await byStatus('0')) + (await byStatus('200')) === 5 + 50);
+    // The same calls by the gRPC status their caller got: the failed one is not an OK; the one
+    // cancelled is CANCELLED, the one past its deadline CANCELLED or DEADLINE_EXCEEDED (see above).
     const byCode = (code: string) =>
       metricValue(
         sidecar.urls.admin,
@@ -317,9 +312,14 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
         `listener="ingress",route="forward",grpc_code="${code}"`,
       );
     assert.deepEqual(
-      [await byCode('OK'), await byCode('NOT_FOUND'), await byCode('CANCELLED')],
+      [
+        await byCode('OK'),
+        await byCode('NOT_FOUND'),
+        (await byCode('CANCELLED')) + (await byCode('DEADLINE_EXCEEDED')),
+      ],
       [1 + 1 + 50, 1, 2],
     );
+    assert.ok((await byCode('CANCELLED')) >= 1);
   });
 
   it('ingress: refusals of gRPC calls are gRPC statuses with the stable code, and keep their headers', async () => {
@@ -849,5 +849,38 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
         )) === 1,
       { what: 'gRPC-Web calls counted by their status' },
     );
+  });
+
+  it("ingress: a gRPC call's grpc-timeout bounds its wait for the app in place of ingress.timeoutMs", async () => {
+    const app = await startGrpcApp(cleanup);
+    const sidecar = await startTestSidecar(cleanup, {
+      ingress: { host: '127.0.0.1', port: 0, target: app.url, targetProtocol: 'http2', timeoutMs: 300 },
+    });
+    // The first message (and with it the response headers) after 450 ms: past timeoutMs, within the deadline.
+    const late = await grpcClient(cleanup, sidecar.urls.ingress).count(1, {
+      everyMs: 450,
+      deadlineMs: 5_000,
+    });
+    assert.deepEqual(late, ['1']);
+    // Raw HTTP/2 callers, which do not enforce a deadline themselves, to a method that never answers.
+    const hang = (extra: http2.OutgoingHttpHeaders) =>
+      h2Request(
+        cleanup,
+        sidecar.urls.ingress,
+        {
+          ':method': 'POST',
+          ':path': ECHO_SERVICE.hang.path,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          ...extra,
+        },
+        '\u0000\u0000\u0000\u0000\u0001x',
+      );
+    const withDeadline = await hang({ 'grpc-timeout': '600m' });
+    assert.equal(withDeadline.headers['grpc-status'], '4');
+    assert.match(String(withDeadline.headers['grpc-message']), /grpc-timeout \(600 ms\)/);
+    const without = await hang({});
+    assert.equal(without.headers['grpc-status'], '4');
+    assert.match(String(without.headers['grpc-message']), /within 300 ms/);
   });
 });

@@ -254,10 +254,13 @@ class H2Call implements Dispatcher.DispatchController {
       return;
     }
     this.stream = stream;
-    if (this.options.headersTimeout > 0) {
+    // A request's own timeouts (as undici takes them in the dispatch options) over the origin's.
+    const headersTimeout = options.headersTimeout ?? this.options.headersTimeout;
+    const bodyTimeout = options.bodyTimeout ?? this.options.bodyTimeout;
+    if (headersTimeout > 0) {
       this.headersTimer = setTimeout(() => {
         this.abort(new errors.HeadersTimeoutError());
-      }, this.options.headersTimeout);
+      }, headersTimeout);
     }
     stream.on('response', (headers, flags) => this.onResponse(headers, flags));
     stream.on('data', (chunk: Buffer) => {
@@ -268,8 +271,8 @@ class H2Call implements Dispatcher.DispatchController {
     stream.once('end', () => (this.ended = true));
     stream.once('error', (err: Error) => this.fail(this.refused(stream) ?? err));
     stream.once('close', () => this.onClose(stream));
-    if (this.options.bodyTimeout > 0) {
-      stream.setTimeout(this.options.bodyTimeout, () => {
+    if (bodyTimeout > 0) {
+      stream.setTimeout(bodyTimeout, () => {
         if (this.responded) this.abort(new errors.BodyTimeoutError());
       });
     }

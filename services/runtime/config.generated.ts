@@ -292,7 +292,7 @@ export interface IngressConfig {
    */
   target: string;
   /**
-   * How long ingress waits for the application's response before answering 504.
+   * How long ingress waits for the application's response headers, and for each next chunk of its body, before answering 504 (DEADLINE_EXCEEDED for a gRPC call). A gRPC call with a `grpc-timeout` gets that deadline instead.
    */
   timeoutMs: number;
   /**
