@@ -190,6 +190,11 @@ function grpcClient(
   return { unary, count, client };
 }
 
+/** `mesh_grpc_server_handled_total` of a listener and route (`listener="…",route="…"`) and one gRPC status. */
+function grpcHandled(adminUrl: string, listenerAndRoute: string, code: string): Promise<number> {
+  return metricValue(adminUrl, 'mesh_grpc_server_handled_total', `${listenerAndRoute},grpc_code="${code}"`);
+}
+
 /** A sidecar process running only the egress listener (h2c and HTTP/1.1 on one port), with these services. */
 function startEgressSidecar(cleanup: CleanupStack, services: Record<string, unknown>) {
   return startTestSidecar(cleanup, {
@@ -306,11 +311,7 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     // The same calls by the gRPC status their caller got: the failed one is not an OK; the one
     // cancelled is CANCELLED, the one past its deadline CANCELLED or DEADLINE_EXCEEDED (see above).
     const byCode = (code: string) =>
-      metricValue(
-        sidecar.urls.admin,
-        'mesh_grpc_server_handled_total',
-        `listener="ingress",route="forward",grpc_code="${code}"`,
-      );
+      grpcHandled(sidecar.urls.admin, 'listener="ingress",route="forward"', code);
     assert.deepEqual(
       [
         await byCode('OK'),
@@ -347,10 +348,10 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     assert.equal(app.seen.length, 1, 'the refused call never reached the app');
     await waitFor(
       async () =>
-        (await metricValue(
+        (await grpcHandled(
           sidecar.urls.admin,
-          'mesh_grpc_server_handled_total',
-          'listener="ingress",route="forward",grpc_code="RESOURCE_EXHAUSTED"',
+          'listener="ingress",route="forward"',
+          'RESOURCE_EXHAUSTED',
         )) === 1,
       { what: "the sidecar's refusal counted by its gRPC status" },
     );
@@ -675,12 +676,8 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       ),
       2,
     );
-    const handled = async (code: string) =>
-      metricValue(
-        sidecar.urls.admin,
-        'mesh_grpc_server_handled_total',
-        `listener="egress",route="host:ejecting",grpc_code="${code}"`,
-      );
+    const handled = (code: string) =>
+      grpcHandled(sidecar.urls.admin, 'listener="egress",route="host:ejecting"', code);
     // Counted when the caller's stream closes, which may follow its answer by a moment.
     await waitFor(async () => (await handled('OK')) + (await handled('UNAVAILABLE')) === 8);
     assert.deepEqual([await handled('UNAVAILABLE'), await handled('OK')], [2, 6]);
@@ -842,11 +839,7 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
 
     await waitFor(
       async () =>
-        (await metricValue(
-          sidecar.urls.admin,
-          'mesh_grpc_server_handled_total',
-          'listener="ingress",route="forward",grpc_code="NOT_FOUND"',
-        )) === 1,
+        (await grpcHandled(sidecar.urls.admin, 'listener="ingress",route="forward"', 'NOT_FOUND')) === 1,
       { what: 'gRPC-Web calls counted by their status' },
     );
   });
