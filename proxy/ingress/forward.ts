@@ -55,8 +55,8 @@ export async function forward(
   const deadlineMs = isGrpc(req) ? grpcTimeoutMs(req.headers['grpc-timeout']) : undefined;
   if (traceContext !== undefined) propagation.inject(traceContext, headers);
 
-  // The pool's headersTimeout/bodyTimeout (= ingress.timeoutMs) bound the app's answer, so no timer
-  // per request. A client that goes away aborts the upstream request through `ctx.gone`.
+  // The pool's headersTimeout/bodyTimeout (= ingress.timeoutMs; a gRPC deadline's, above, instead)
+  // bound the app's answer, so no timer per request. A client that goes away aborts the upstream request through `ctx.gone`.
   const upgrade = upgradeOf(req);
   let upstream: UpstreamResponse;
   try {
