@@ -56,7 +56,8 @@ export async function forward(
   if (traceContext !== undefined) propagation.inject(traceContext, headers);
 
   // The pool's headersTimeout/bodyTimeout (= ingress.timeoutMs; a gRPC deadline's, above, instead)
-  // bound the app's answer, so no timer per request. A client that goes away aborts the upstream request through `ctx.gone`.
+  // bound the app's answer, so no timer per request. A client that goes away aborts the upstream
+  // request through `ctx.gone`.
   const upgrade = upgradeOf(req);
   let upstream: UpstreamResponse;
   try {
