@@ -312,6 +312,46 @@ describe('push prefetch feed', () => {
     assert.equal(h.feed.position, '12');
   });
 
+  it('a drain halt (fillGaps) delivers the queued records below one already delivered, so the commit covers it', async () => {
+    const format = new ScriptedFormat(1, (r) => r.message.key!.toString());
+    const run = async (fillGaps: boolean) => {
+      const h = harness(format);
+      const answer = async (offset: string) => {
+        await tick();
+        const index = format.calls.findIndex((call) => call.offsets[0] === offset);
+        assert.ok(index >= 0, `${offset} is in flight`);
+        format.calls.splice(index, 1)[0].answer('final');
+        await tick();
+      };
+      // Lane a: 0 then 1; lane b: 2 then 3.
+      for (const [offset, key] of [
+        [0, 'a'],
+        [1, 'a'],
+        [2, 'b'],
+        [3, 'b'],
+      ] as const)
+        h.feed.push(record(offset, key));
+      await answer('2'); // lane b moves on to 3 while 0 (lane a) is still in flight: 1 waits below 3
+      h.feed.halt('stopped', fillGaps);
+      await answer('3');
+      await answer('0');
+      if (fillGaps) await answer('1');
+      await tick();
+      assert.equal(format.calls.length, 0);
+      return h;
+    };
+    const plain = await run(false);
+    assert.deepEqual(
+      plain.settled,
+      [{ reason: 'stopped', resumeFrom: '1' }],
+      'plain: 1 dropped, 2 and 3 will come again',
+    );
+    assert.deepEqual(plain.committed, ['0']);
+    const draining = await run(true);
+    assert.deepEqual(draining.settled, [{ reason: 'stopped', resumeFrom: undefined }]);
+    assert.deepEqual(draining.committed, ['0', '3'], 'the commit covers everything delivered');
+  });
+
   it('a blocked record halts the partition; app-down and blocked win over a plain stop', async () => {
     const format = new ScriptedFormat(1, (r) => r.message.key!.toString());
     const h = harness(format);

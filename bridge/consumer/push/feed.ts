@@ -129,6 +129,12 @@ class Fifo<T> {
   get length(): number {
     return this.items.length - this.head;
   }
+
+  /** Keeps only the items `keep` accepts, in order. */
+  retain(keep: (item: T) => boolean): void {
+    this.items = this.items.slice(this.head).filter(keep);
+    this.head = 0;
+  }
 }
 
 export interface FeedCapacity {
@@ -172,6 +178,10 @@ export class PartitionFeed {
   private floor: bigint | undefined;
   /** The last record taken, or (after a halt) the offset before which everything is final. */
   private lastTaken: { offset: string; taken: boolean } | undefined;
+  /** The highest offset handed to a delivery so far. */
+  private highestStarted: bigint | undefined;
+  /** Halting, but still delivering the queued records below `highestStarted` (see `halt`). */
+  private filling = false;
   private waiters: (() => void)[] = [];
 
   constructor(private readonly options: PartitionFeedOptions) {}
@@ -267,9 +277,17 @@ export class PartitionFeed {
   /**
    * Stops starting deliveries, drops the queued records, aborts backoff waits; deliveries in flight
    * finish. `app-down` and `blocked` win over `stopped`.
+   *
+   * With `fillGaps` (a member leaving for good: SIGTERM), the queued records below the highest
+   * offset already handed to a delivery are delivered first. With lanes per key, records of other
+   * keys may be queued below one already delivered: dropped, they would hold the commit position
+   * back, and the partition's next owner would deliver again everything above them, acknowledged
+   * or not. Filling those gaps lets the final commit cover every record delivered. A delivery that
+   * is not final meanwhile ends the filling (the rest is dropped, as in a plain halt).
    */
-  halt(reason: Halt): void {
+  halt(reason: Halt, fillGaps = false): void {
     if (this.state !== 'open') {
+      if (reason !== 'stopped' || this.filling) this.stopFilling();
       if (this.haltReason === 'stopped' && reason !== 'stopped') {
         this.haltReason = reason;
         this.options.onHalt?.(reason);
@@ -279,10 +297,28 @@ export class PartitionFeed {
     this.state = 'halting';
     this.haltReason = reason;
     this.abort.abort();
-    this.lanes.clear();
+    const below = this.highestStarted;
+    if (fillGaps && below !== undefined) {
+      for (const [lane, queue] of this.lanes) {
+        queue.retain((record) => BigInt(record.message.offset) < below);
+        if (queue.length === 0 && !this.runners.has(lane)) this.lanes.delete(lane);
+      }
+      this.filling = [...this.lanes.values()].some((queue) => queue.length > 0);
+    }
+    if (!this.filling) this.lanes.clear();
     this.options.onHalt?.(reason);
     this.wake();
     this.settleIfDone();
+  }
+
+  private stopFilling(): void {
+    this.filling = false;
+    this.lanes.clear();
+  }
+
+  /** Open, or halting while the gaps below delivered records are filled. */
+  private get delivering(): boolean {
+    return this.state === 'open' || this.filling;
   }
 
   private async runLane(lane: string): Promise<void> {
@@ -290,12 +326,17 @@ export class PartitionFeed {
     try {
       for (;;) {
         const queue = this.lanes.get(lane);
-        if (this.state !== 'open' || !queue || queue.length === 0) return;
+        if (!this.delivering || !queue || queue.length === 0) return;
         const release = semaphore.tryAcquire() ?? (await semaphore.acquire());
         try {
           const current = this.lanes.get(lane);
-          if (this.state !== 'open' || !current || current.length === 0) return;
+          if (!this.delivering || !current || current.length === 0) return;
           const records = current.take(format.maxRecords);
+          for (const record of records) {
+            const offset = BigInt(record.message.offset);
+            if (this.highestStarted === undefined || offset > this.highestStarted)
+              this.highestStarted = offset;
+          }
           const bytes = records.reduce((sum, record) => sum + recordBytes(record), 0);
           this.inFlight += 1;
           let result: DeliveryResult;
@@ -347,6 +388,8 @@ export class PartitionFeed {
 
   private settleIfDone(): void {
     if (this.state !== 'halting' || this.inFlight > 0) return;
+    if (this.filling && [...this.lanes.values()].some((queue) => queue.length > 0)) return;
+    this.filling = false;
     const resumeFrom = this.progress.firstPending;
     const reason = this.haltReason;
     this.progress.dropPending();

@@ -225,7 +225,9 @@ export class PushSubscription {
     this.drainPromise ??= (async () => {
       this.lifetime.abort();
       this.member.pauseForDrain();
-      this.haltFeeds();
+      // Leaving for good: deliver what is queued below records already delivered, so the final
+      // commit covers every record this member delivered and the next owner repeats none of them.
+      this.haltFeeds(true);
       await this.member.settled();
       await Promise.allSettled([...this.feeds.values()].map(({ feed }) => feed.settled()));
       await this.committer.flush().catch((err: unknown) => {
@@ -389,8 +391,9 @@ export class PushSubscription {
     }
   }
 
-  private haltFeeds(): void {
-    for (const { feed } of this.feeds.values()) feed.halt('stopped');
+  /** Halts every feed; `fillGaps` on drain (see PartitionFeed.halt). */
+  private haltFeeds(fillGaps = false): void {
+    for (const { feed } of this.feeds.values()) feed.halt('stopped', fillGaps);
   }
 
   /**
