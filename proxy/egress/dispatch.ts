@@ -263,14 +263,15 @@ export function retry(options: RetryLayerOptions): Layer {
         failure = err;
         outcome = { kind: err.kind };
       }
-      const askedWait = answer === undefined ? undefined : retryAfterMs(answer.headers['retry-after']);
-      const wanted =
+      const retryable =
         attempt < policy.attempts &&
         matchesRetryOn(policy, outcome) &&
         resendable &&
         (!reachedUpstream(outcome) || isSafeToResend(call.method, call.headers)) &&
-        (askedWait === undefined || askedWait <= policy.maxBackoffMs) &&
         !call.signal.aborted;
+      // Read only for an answer that would be retried: not on every call's way back.
+      const askedWait = retryable && answer ? retryAfterMs(answer.headers['retry-after']) : undefined;
+      const wanted = retryable && (askedWait === undefined || askedWait <= policy.maxBackoffMs);
       if (wanted && budget !== undefined && !budget.tryWithdraw()) {
         exhausted(call.service).inc();
       } else if (wanted) {

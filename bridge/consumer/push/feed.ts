@@ -299,16 +299,21 @@ export class PartitionFeed {
     this.abort.abort();
     const below = this.highestStarted;
     if (fillGaps && below !== undefined) {
-      for (const [lane, queue] of this.lanes) {
+      // A lane emptied here still has its runner, which removes it when it sees the queue empty.
+      for (const queue of this.lanes.values())
         queue.retain((record) => BigInt(record.message.offset) < below);
-        if (queue.length === 0 && !this.runners.has(lane)) this.lanes.delete(lane);
-      }
-      this.filling = [...this.lanes.values()].some((queue) => queue.length > 0);
+      this.filling = this.hasQueued;
     }
     if (!this.filling) this.lanes.clear();
     this.options.onHalt?.(reason);
     this.wake();
     this.settleIfDone();
+  }
+
+  /** Records queued in any lane. */
+  private get hasQueued(): boolean {
+    for (const queue of this.lanes.values()) if (queue.length > 0) return true;
+    return false;
   }
 
   private stopFilling(): void {
@@ -388,7 +393,7 @@ export class PartitionFeed {
 
   private settleIfDone(): void {
     if (this.state !== 'halting' || this.inFlight > 0) return;
-    if (this.filling && [...this.lanes.values()].some((queue) => queue.length > 0)) return;
+    if (this.filling && this.hasQueued) return;
     this.filling = false;
     const resumeFrom = this.progress.firstPending;
     const reason = this.haltReason;
