@@ -225,6 +225,39 @@ async function h2Request(
 }
 
 /**
+ * An HTTP/2 server that takes every stream and never answers it: unlike a grpc-js app it does not
+ * enforce a call's `grpc-timeout` itself, so an answer at the deadline can only be the sidecar's.
+ */
+async function startSilentH2App(cleanup: CleanupStack): Promise<string> {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (session) => sessions.add(session));
+  server.on('stream', (stream) => stream.on('error', () => undefined));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanup.defer(() => {
+    for (const session of sessions) session.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A unary gRPC request (one 1-byte message) from a raw HTTP/2 caller that enforces no deadline itself. */
+function rawGrpcCall(cleanup: CleanupStack, url: string, headers: http2.OutgoingHttpHeaders) {
+  return h2Request(
+    cleanup,
+    url,
+    {
+      ':method': 'POST',
+      ':path': ECHO_SERVICE.hang.path,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      ...headers,
+    },
+    '\u0000\u0000\u0000\u0000\u0001x',
+  );
+}
+
+/**
  * Starts a Hang call without a deadline, cancels it once the app has it (the client resets the
  * stream) and answers the app's record of the call, whose `cancelled` only the sidecar can set.
  */
@@ -739,8 +772,10 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
 
   it("egress: a gRPC call's grpc-timeout is its deadline in place of timeoutMs, a long stream included", async () => {
     const app = await startGrpcApp(cleanup);
+    const silent = await startSilentH2App(cleanup);
     const sidecar = await startEgressSidecar(cleanup, {
       orders: { endpoints: [app.url], protocol: 'http2', timeoutMs: 300 },
+      silent: { endpoints: [silent], protocol: 'http2', timeoutMs: 300 },
     });
     const orders = grpcClient(cleanup, sidecar.urls.egress, 'orders');
     // 8 messages 100 ms apart: 800 ms, past timeoutMs, within the caller's 10 s deadline.
@@ -749,22 +784,14 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     // Without a deadline, timeoutMs bounds the call: the stream is cut.
     await assert.rejects(orders.count(8, { everyMs: 100 }));
 
-    // A caller that does not enforce its own deadline (a raw HTTP/2 request with grpc-timeout, to a
-    // method that never answers): the sidecar answers DEADLINE_EXCEEDED at that deadline, not at
-    // timeoutMs, and says which limit it was.
-    const answer = await h2Request(
-      cleanup,
-      sidecar.urls.egress,
-      {
-        ':method': 'POST',
-        ':path': ECHO_SERVICE.hang.path,
-        ':authority': 'orders',
-        'content-type': 'application/grpc',
-        te: 'trailers',
-        'grpc-timeout': '600m',
-      },
-      '\u0000\u0000\u0000\u0000\u0001x',
-    );
+    // A caller that does not enforce its own deadline (a raw HTTP/2 request with grpc-timeout), to a
+    // service that never answers (nor enforces the deadline, as a grpc-js app would, racing the
+    // sidecar): the sidecar answers DEADLINE_EXCEEDED at that deadline, not at timeoutMs, and says
+    // which limit it was.
+    const answer = await rawGrpcCall(cleanup, sidecar.urls.egress, {
+      ':authority': 'silent',
+      'grpc-timeout': '600m',
+    });
     assert.equal(answer.headers['grpc-status'], '4', JSON.stringify(answer.headers));
     assert.match(String(answer.headers['grpc-message']), /grpc-timeout \(600 ms\)/);
   });
@@ -855,20 +882,18 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
       deadlineMs: 5_000,
     });
     assert.deepEqual(late, ['1']);
-    // Raw HTTP/2 callers, which do not enforce a deadline themselves, to a method that never answers.
-    const hang = (extra: http2.OutgoingHttpHeaders) =>
-      h2Request(
-        cleanup,
-        sidecar.urls.ingress,
-        {
-          ':method': 'POST',
-          ':path': ECHO_SERVICE.hang.path,
-          'content-type': 'application/grpc',
-          te: 'trailers',
-          ...extra,
-        },
-        '\u0000\u0000\u0000\u0000\u0001x',
-      );
+    // Raw HTTP/2 callers, which do not enforce a deadline themselves, to an app that never answers
+    // (nor enforces the deadline, as the grpc-js app would, racing the sidecar).
+    const silent = await startTestSidecar(cleanup, {
+      ingress: {
+        host: '127.0.0.1',
+        port: 0,
+        target: await startSilentH2App(cleanup),
+        targetProtocol: 'http2',
+        timeoutMs: 300,
+      },
+    });
+    const hang = (extra: http2.OutgoingHttpHeaders) => rawGrpcCall(cleanup, silent.urls.ingress, extra);
     const withDeadline = await hang({ 'grpc-timeout': '600m' });
     assert.equal(withDeadline.headers['grpc-status'], '4');
     assert.match(String(withDeadline.headers['grpc-message']), /grpc-timeout \(600 ms\)/);
