@@ -44,7 +44,7 @@ interface Seen {
   metadata: grpc.Metadata;
   /** Hang only: set when the call is cancelled (its caller went away). */
   cancelled?: boolean;
-  /** Hang only: the deadline the call arrived with (`grpc-timeout`), Infinity without one. */
+  /** Hang and Echo: the deadline the call arrived with (`grpc-timeout`), Infinity without one. */
   deadline?: number;
 }
 
@@ -58,6 +58,8 @@ interface GrpcAppOptions {
   readonly credentials?: grpc.ServerCredentials;
   /** Echo answers this status instead (a Trailers-Only answer, as gRPC servers send a failure before any message). */
   readonly echoFails?: grpc.status;
+  /** Echo answers (or fails) this long after the call arrived. */
+  readonly echoDelayMs?: number;
   /** Serve grpc.health.v1 with this serving status (1 SERVING, 2 NOT_SERVING) for any service name. */
   readonly health?: { status: number };
 }
@@ -68,7 +70,12 @@ interface GrpcAppOptions {
  */
 async function startGrpcApp(
   cleanup: CleanupStack,
-  { credentials = grpc.ServerCredentials.createInsecure(), echoFails, health }: GrpcAppOptions = {},
+  {
+    credentials = grpc.ServerCredentials.createInsecure(),
+    echoFails,
+    echoDelayMs = 0,
+    health,
+  }: GrpcAppOptions = {},
 ): Promise<{ url: string; seen: Seen[] }> {
   const seen: Seen[] = [];
   const server = new grpc.Server();
@@ -80,17 +87,21 @@ async function startGrpcApp(
   }
   server.addService(ECHO_SERVICE, {
     echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-      seen.push({ metadata: call.metadata });
-      if (echoFails !== undefined) {
-        callback({ code: echoFails, details: 'echo is failing' });
-        return;
-      }
-      const header = new grpc.Metadata();
-      header.set('x-app', 'grpc-echo');
-      call.sendMetadata(header);
-      const trailer = new grpc.Metadata();
-      trailer.set('x-app-trailer', 'done');
-      callback(null, Buffer.concat([Buffer.from('echo:'), call.request]), trailer);
+      seen.push({ metadata: call.metadata, deadline: Number(call.getDeadline()) });
+      const answer = () => {
+        if (echoFails !== undefined) {
+          callback({ code: echoFails, details: 'echo is failing' });
+          return;
+        }
+        const header = new grpc.Metadata();
+        header.set('x-app', 'grpc-echo');
+        call.sendMetadata(header);
+        const trailer = new grpc.Metadata();
+        trailer.set('x-app-trailer', 'done');
+        callback(null, Buffer.concat([Buffer.from('echo:'), call.request]), trailer);
+      };
+      if (echoDelayMs > 0) setTimeout(answer, echoDelayMs);
+      else answer();
     },
     fail: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
       seen.push({ metadata: call.metadata });
@@ -733,6 +744,68 @@ describe('HTTP/2 and gRPC through the sidecar process', function () {
     assert.equal(
       await metricValue(sidecar.urls.admin, 'mesh_upstream_retries_total', 'service="retrying"'),
       keyedOnSick,
+    );
+  });
+
+  it("egress: retry conditions named by gRPC status; a retry carries what is left of the call's deadline", async () => {
+    const healthy = await startGrpcApp(cleanup);
+    // Fails each call UNAVAILABLE after 400 ms: a retry starts at least that far into the deadline.
+    const slowSick = await startGrpcApp(cleanup, { echoFails: grpc.status.UNAVAILABLE, echoDelayMs: 400 });
+    const broken = await startGrpcApp(cleanup, { echoFails: grpc.status.INTERNAL });
+    const retry = (retryOn: string[]) => ({ attempts: 2, retryOn, baseBackoffMs: 1, maxBackoffMs: 2 });
+    const sidecar = await startEgressSidecar(cleanup, {
+      deadline: {
+        endpoints: [slowSick.url, healthy.url],
+        protocol: 'http2',
+        loadBalancer: 'round_robin',
+        retry: retry(['unavailable']),
+      },
+      'not-internal': { endpoints: [broken.url], protocol: 'http2', retry: retry(['unavailable']) },
+      internal: { endpoints: [broken.url], protocol: 'http2', retry: retry(['internal']) },
+    });
+    const keyed = new grpc.Metadata();
+    keyed.set('idempotency-key', 'k-deadline');
+
+    // Round robin (the retry moves it on too): one or both calls start on the sick endpoint and are
+    // retried on the healthy one.
+    const deadlineClient = grpcClient(cleanup, sidecar.urls.egress, 'deadline');
+    const deadlines: number[] = [];
+    for (const body of ['d1', 'd2']) {
+      deadlines.push(Date.now() + 5_000);
+      const result = await deadlineClient.unary('echo', body, keyed, 5_000);
+      assert.equal(result.error, null, `${body}: ${result.error?.message}`);
+    }
+    assert.ok(slowSick.seen.length >= 1);
+    assert.equal(
+      await metricValue(sidecar.urls.admin, 'mesh_upstream_retries_total', 'service="deadline"'),
+      slowSick.seen.length,
+    );
+    // Each call reached the healthy endpoint with the deadline its caller set, not a fresh 5 s from
+    // the retry (which would lie 400 ms or more beyond it); grpc-js's client sets its deadline a
+    // moment after `deadlines` were taken, and transit adds a little more.
+    assert.equal(healthy.seen.length, 2);
+    healthy.seen.forEach((seen, i) => {
+      const late = seen.deadline! - deadlines[i];
+      assert.ok(late > -1_000 && late < 250, `call ${i + 1}: deadline ${late} ms after the caller's`);
+    });
+
+    // `unavailable` does not retry INTERNAL (the 5xx mapping would); `internal` does.
+    const notInternal = await grpcClient(cleanup, sidecar.urls.egress, 'not-internal').unary(
+      'echo',
+      'x',
+      keyed,
+    );
+    assert.equal(notInternal.error?.code, grpc.status.INTERNAL);
+    assert.equal(broken.seen.length, 1);
+    const internal = await grpcClient(cleanup, sidecar.urls.egress, 'internal').unary('echo', 'y', keyed);
+    assert.equal(internal.error?.code, grpc.status.INTERNAL);
+    assert.equal(broken.seen.length, 3, 'tried twice');
+    assert.deepEqual(
+      [
+        await metricValue(sidecar.urls.admin, 'mesh_upstream_retries_total', 'service="not-internal"'),
+        await metricValue(sidecar.urls.admin, 'mesh_upstream_retries_total', 'service="internal"'),
+      ],
+      [0, 1],
     );
   });
 

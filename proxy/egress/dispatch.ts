@@ -8,7 +8,12 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { propagation, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { MeshError } from '../../services/runtime/errors.js';
-import { grpcTimeoutMs, httpStatusOfGrpc, isGrpcContentType } from '../../services/runtime/http.js';
+import {
+  formatGrpcTimeout,
+  grpcTimeoutMs,
+  httpStatusOfGrpc,
+  isGrpcContentType,
+} from '../../services/runtime/http.js';
 import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { CallSignal } from '../shared/signal.js';
 import { sendUpstream, type UpstreamBody } from '../shared/upstream.js';
@@ -52,6 +57,8 @@ export interface Call {
   readonly endpoint?: Endpoint | undefined;
   /** The protocol an upgrade request asks for (proxy/shared/tunnel.ts); undefined otherwise. */
   readonly upgrade?: string | undefined;
+  /** When a gRPC call's deadline (its `grpc-timeout`, from its arrival) passes, in `Date.now()` time. */
+  readonly deadlineAt?: number | undefined;
 }
 
 export interface Answer {
@@ -191,7 +198,8 @@ export function overallTimeout(timeoutMs: number): Layer {
       clearTimeout(timer);
       signal.unlink();
     };
-    return next({ ...call, signal }).then(
+    const deadlineAt = deadlineMs === undefined ? undefined : Date.now() + deadlineMs;
+    return next({ ...call, signal, deadlineAt }).then(
       (answer) => {
         answer.body.whenDone(done);
         return answer;
@@ -255,9 +263,13 @@ export function retry(options: RetryLayerOptions): Layer {
       let failure: AttemptFailure | undefined;
       let outcome: AttemptOutcome;
       try {
-        answer = await next({ ...call, attempt, backoffMs: wait });
+        answer = await next({ ...call, attempt, backoffMs: wait, headers: withDeadlineLeft(call) });
         // A gRPC call still streaming is not retried whatever it ends with: its answer has begun.
-        outcome = { kind: 'status', status: statusOf(answer) ?? answer.statusCode };
+        outcome = {
+          kind: 'status',
+          status: statusOf(answer) ?? answer.statusCode,
+          grpcStatus: answer.grpc ? answer.body.grpcStatus : undefined,
+        };
       } catch (err) {
         if (!(err instanceof AttemptFailure)) throw err;
         failure = err;
@@ -285,6 +297,16 @@ export function retry(options: RetryLayerOptions): Layer {
       throw failure ?? new Error('attempt ended without an answer');
     }
   };
+}
+
+/**
+ * A gRPC call's headers with its `grpc-timeout` lowered to what is left of the deadline, as Envoy
+ * sends it on every attempt: an upstream retried after a slow failure and a backoff must not work
+ * on past the moment the caller gives up.
+ */
+function withDeadlineLeft(call: Call): IncomingHttpHeaders {
+  if (call.deadlineAt === undefined) return call.headers;
+  return { ...call.headers, 'grpc-timeout': formatGrpcTimeout(call.deadlineAt - Date.now()) };
 }
 
 // ---------------------------------------------------------------------------------------------

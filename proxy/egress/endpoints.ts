@@ -23,6 +23,8 @@ export interface EndpointOptions {
   readonly group?: string | undefined;
   /** `http2`: one multiplexed HTTP/2 session per endpoint (h2c, or h2 by ALPN) instead of a pool. */
   readonly protocol?: 'http1' | 'http2';
+  /** HTTP/2 only: PINGs on the session (intervalMs 0: none); H2Origin's default without it. */
+  readonly keepalive?: { readonly intervalMs: number; readonly timeoutMs: number } | undefined;
 }
 
 export class Endpoint {
@@ -54,6 +56,7 @@ export class Endpoint {
         bodyTimeout: 0,
         connectTimeout: options.connectTimeoutMs,
         tls,
+        keepalive: options.keepalive,
       });
       return;
     }

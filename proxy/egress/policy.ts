@@ -8,12 +8,17 @@ import type { BreakerPolicy } from './breaker.js';
 import type { DnsTarget } from './discovery.js';
 import { readFileSync } from 'node:fs';
 import type { UpstreamTls } from './endpoints.js';
+import { KEEPALIVE } from '../shared/h2-upstream.js';
 import { compileHeaderRules, type CompiledHeaderRules } from '../shared/header-rules.js';
 import type { OAuth2Policy } from './oauth2.js';
 import type { HealthCheckPolicy } from './health-check.js';
 import type { OutlierPolicy } from './outlier.js';
 
-export type RetryCondition = 'connect-failure' | 'reset' | 'timeout' | '5xx' | 'gateway-error';
+/** Envoy's `retry_on` names for gRPC statuses (`x-envoy-retry-grpc-on`): a Trailers-Only answer with that status. */
+export type GrpcRetryCondition =
+  'cancelled' | 'deadline-exceeded' | 'internal' | 'resource-exhausted' | 'unavailable';
+export type RetryCondition =
+  'connect-failure' | 'reset' | 'timeout' | '5xx' | 'gateway-error' | GrpcRetryCondition;
 export type LoadBalancerKind = 'round_robin' | 'least_request' | 'consistent_hash';
 
 export interface RetryBudgetPolicy {
@@ -58,6 +63,8 @@ export interface ServicePolicy {
   readonly connectTimeoutMs: number;
   /** What the endpoints speak: `http2` for HTTP/2 (gRPC) services. */
   readonly protocol: 'http1' | 'http2';
+  /** PINGs on HTTP/2 connections (intervalMs 0: none). */
+  readonly keepalive: { readonly intervalMs: number; readonly timeoutMs: number };
   readonly retry: RetryPolicy;
   /** Connections per endpoint at most. */
   readonly maxConnections: number;
@@ -110,6 +117,7 @@ export function servicePolicyFromConfig(name: string, config: ServiceConfig): Se
     timeoutMs: config.timeoutMs,
     connectTimeoutMs: config.connectTimeoutMs,
     protocol: config.protocol,
+    keepalive: { ...config.keepalive },
     retry: {
       attempts: retry.attempts,
       perTryTimeoutMs: retry.perTryTimeoutMs,
@@ -175,6 +183,7 @@ export function zeroConfigPolicy(upstreamUrl: string): ServicePolicy {
     timeoutMs: 10_000,
     connectTimeoutMs: 1_000,
     protocol: 'http1',
+    keepalive: KEEPALIVE,
     retry: {
       attempts: 4,
       perTryTimeoutMs: 2_000,

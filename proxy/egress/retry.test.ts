@@ -85,6 +85,38 @@ describe('egress retry decisions', () => {
     assert.ok(!matchesRetryOn(base, { kind: 'status', status: 502 }), 'zero-config relays statuses');
   });
 
+  it('matches the gRPC conditions by grpc-status, and only them: UNAVAILABLE is not INTERNAL', () => {
+    const grpcPolicy = {
+      ...zeroConfigPolicy('http://up:1').retry,
+      retryOn: new Set(['unavailable', 'resource-exhausted'] as const),
+      statuses: new Set<number>(),
+    };
+    const grpcOutcome = (grpcStatus: number, status: number) =>
+      ({ kind: 'status', status, grpcStatus }) as const;
+    assert.ok(matchesRetryOn(grpcPolicy, grpcOutcome(14, 503)), 'UNAVAILABLE');
+    assert.ok(matchesRetryOn(grpcPolicy, grpcOutcome(8, 429)), 'RESOURCE_EXHAUSTED');
+    assert.ok(!matchesRetryOn(grpcPolicy, grpcOutcome(13, 500)), 'INTERNAL is not listed');
+    assert.ok(!matchesRetryOn(grpcPolicy, grpcOutcome(0, 200)), 'OK');
+    assert.ok(!matchesRetryOn(grpcPolicy, { kind: 'status', status: 503 }), 'an HTTP 503 is no gRPC status');
+    const all = new Set([
+      'cancelled',
+      'deadline-exceeded',
+      'internal',
+      'resource-exhausted',
+      'unavailable',
+    ] as const);
+    assert.deepEqual(
+      [1, 2, 4, 8, 13, 14, 16].map((code) =>
+        matchesRetryOn({ ...grpcPolicy, retryOn: all }, grpcOutcome(code, 500)),
+      ),
+      [true, false, true, true, true, true, false],
+    );
+    // The HTTP mapping still serves the HTTP conditions: gateway-error covers UNAVAILABLE.
+    assert.ok(
+      matchesRetryOn({ ...grpcPolicy, retryOn: new Set(['gateway-error'] as const) }, grpcOutcome(14, 503)),
+    );
+  });
+
   describe('RetryBudget', () => {
     it('allows ratio × requests plus the minimum per second over the window', () => {
       let now = 1_000_000;

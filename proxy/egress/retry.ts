@@ -3,7 +3,7 @@
  * be sent again, how long to back off, and the retry budget.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RetryBudgetPolicy, RetryCondition, RetryPolicy } from './policy.js';
+import type { GrpcRetryCondition, RetryBudgetPolicy, RetryCondition, RetryPolicy } from './policy.js';
 
 /** How an attempt failed when it produced no response. */
 export type FailureKind = 'connect-failure' | 'reset' | 'timeout';
@@ -53,14 +53,28 @@ export function isSafeToResend(method: string, headers: IncomingHttpHeaders): bo
   return IDEMPOTENT_METHODS.has(method.toUpperCase()) || headers['idempotency-key'] !== undefined;
 }
 
-/** What an attempt ended with, as far as retrying is concerned. */
-export type AttemptOutcome = { kind: 'status'; status: number } | { kind: FailureKind };
+/**
+ * What an attempt ended with, as far as retrying is concerned: for a gRPC answer, `status` is its
+ * `grpc-status` as HTTP (httpStatusOfGrpc) and `grpcStatus` the code itself.
+ */
+export type AttemptOutcome = { kind: 'status'; status: number; grpcStatus?: number } | { kind: FailureKind };
+
+/** The gRPC status each gRPC retry condition stands for. */
+const GRPC_CONDITION_BY_STATUS = new Map<number, GrpcRetryCondition>([
+  [1, 'cancelled'],
+  [4, 'deadline-exceeded'],
+  [8, 'resource-exhausted'],
+  [13, 'internal'],
+  [14, 'unavailable'],
+]);
 
 /** Whether the policy's conditions cover this outcome (safety and attempts are checked elsewhere). */
 export function matchesRetryOn(policy: RetryPolicy, outcome: AttemptOutcome): boolean {
   const on = (condition: RetryCondition) => policy.retryOn.has(condition);
   if (outcome.kind !== 'status') return on(outcome.kind);
-  const { status } = outcome;
+  const { status, grpcStatus } = outcome;
+  const grpcCondition = grpcStatus === undefined ? undefined : GRPC_CONDITION_BY_STATUS.get(grpcStatus);
+  if (grpcCondition !== undefined && on(grpcCondition)) return true;
   if (policy.statuses.has(status)) return true;
   if (status >= 500 && status <= 599 && on('5xx')) return true;
   return (status === 502 || status === 503 || status === 504) && on('gateway-error');

@@ -82,6 +82,7 @@ export class ServiceGroup implements EndpointGroup {
       connections: policy.maxConnections,
       tls: policy.tls,
       protocol: policy.protocol,
+      keepalive: policy.keepalive,
       group: split ? name : undefined,
     });
     if (source.dns) {

@@ -68,4 +68,53 @@ describe('H2Origin', () => {
       app.close();
     }
   });
+
+  it('pings only while streams are open, and not at all with intervalMs 0', async () => {
+    // Apps counting the PINGs they get, each with a path that is never answered (an open stream).
+    const startApp = async () => {
+      const app = http2.createServer((req, res) => {
+        if (req.url !== '/hang') res.end('ok');
+      });
+      let pings = 0;
+      app.on('session', (session: http2.ServerHttp2Session) => session.on('ping', () => (pings += 1)));
+      app.listen(0, '127.0.0.1');
+      await once(app, 'listening');
+      return { app, url: `http://127.0.0.1:${(app.address() as AddressInfo).port}`, pings: () => pings };
+    };
+    const apps = { open: await startApp(), idle: await startApp(), off: await startApp() };
+    const keepalive = (intervalMs: number) => ({
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepalive: { intervalMs, timeoutMs: 1000 },
+    });
+    const origins = {
+      open: new H2Origin(apps.open.url, keepalive(10)),
+      idle: new H2Origin(apps.idle.url, keepalive(10)),
+      off: new H2Origin(apps.off.url, keepalive(0)),
+    };
+    const hung: Promise<unknown>[] = [];
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    try {
+      hung.push(
+        sendUpstream(origins.open, { path: '/hang', method: 'GET', headers: {} }).catch(() => undefined),
+      );
+      hung.push(
+        sendUpstream(origins.off, { path: '/hang', method: 'GET', headers: {} }).catch(() => undefined),
+      );
+      const done = await sendUpstream(origins.idle, { path: '/', method: 'GET', headers: {} });
+      done.body.discard();
+      // The open stream's PINGs are the test's clock: 5 of them are at least 40 ms.
+      while (apps.open.pings() < 5) await turn();
+      assert.deepEqual([apps.idle.pings(), apps.off.pings()], [0, 0]);
+      // A stream opening on the idle session after more than intervalMs: pinged again.
+      hung.push(
+        sendUpstream(origins.idle, { path: '/hang', method: 'GET', headers: {} }).catch(() => undefined),
+      );
+      while (apps.idle.pings() < 1) await turn();
+    } finally {
+      await Promise.all(Object.values(origins).map((origin) => origin.destroy()));
+      await Promise.all(hung);
+      for (const { app } of Object.values(apps)) app.close();
+    }
+  });
 });

@@ -38,19 +38,92 @@ export interface H2OriginOptions {
   readonly connectTimeout?: number;
   /** For `https:` origins: CA, client certificate and key (mTLS), server name. */
   readonly tls?: Pick<SecureClientSessionOptions, 'ca' | 'cert' | 'key' | 'servername'>;
-  /** PING every `intervalMs`; no answer within `timeoutMs` ends the session. Default KEEPALIVE. */
-  readonly keepalive?: { readonly intervalMs: number; readonly timeoutMs: number };
+  /** PING every `intervalMs` (0: never); no answer within `timeoutMs` ends the session. Default KEEPALIVE. */
+  readonly keepalive?: { readonly intervalMs: number; readonly timeoutMs: number } | undefined;
 }
 
 /**
  * Every call to an origin shares its one session, so a connection that died silently (the upstream
  * host gone without a FIN or RST, a NAT or firewall that dropped it) would hold every new call until
  * its timeouts fire, one after the other, for as long as TCP takes to notice (many minutes). A PING
- * every 20 s that gets no answer within 10 s ends the session instead: its streams fail (and are
- * retried as resets), and the next call opens a new one. Linkerd pings its HTTP/2 connections so
- * too; one PING frame per 20 s costs nothing measurable.
+ * that gets no answer within `timeoutMs` ends the session instead: its streams fail (as resets), and
+ * the next call opens a new one. The PINGs follow gRPC's client keepalive (gRFC A8), because gRPC
+ * servers police them: grpc-go and grpc-java count a PING on a connection without streams, or one
+ * sooner than 5 minutes after the last while they have sent nothing, as a strike, and answer the
+ * third with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" — closing the connection, quiet streams and
+ * all. So: at most one PING per `intervalMs` (5 minutes, what such servers accept by default), only
+ * while streams are open; and the first stream after a pause that long is pinged as it opens, so a
+ * connection that died while idle (the usual NAT case) is found within `timeoutMs` of the next call.
  */
-export const KEEPALIVE = { intervalMs: 20_000, timeoutMs: 10_000 } as const;
+export const KEEPALIVE = { intervalMs: 300_000, timeoutMs: 10_000 } as const;
+
+/** The PINGs of one HTTP/2 session (see KEEPALIVE): told when its streams open and close. */
+class SessionKeepalive {
+  private streams = 0;
+  /** When the last PING went out; a new session counts as just checked. */
+  private lastPingAt = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private waiting = false;
+
+  constructor(
+    private readonly session: ClientHttp2Session,
+    private readonly origin: string,
+    private readonly intervalMs: number,
+    private readonly timeoutMs: number,
+  ) {
+    session.once('close', () => clearTimeout(this.timer));
+  }
+
+  streamOpened(): void {
+    this.streams += 1;
+    if (this.timer !== undefined || this.waiting) return;
+    const dueInMs = this.lastPingAt + this.intervalMs - Date.now();
+    if (dueInMs <= 0) this.ping();
+    else this.schedule(dueInMs);
+  }
+
+  streamClosed(): void {
+    this.streams -= 1;
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      // Idle: no PING (the next stream to open sends one if it is due).
+      if (this.streams > 0) this.ping();
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private ping(): void {
+    const session = this.session;
+    if (session.closed || session.destroyed) return;
+    if (session.connecting) {
+      this.schedule(this.intervalMs);
+      return;
+    }
+    this.lastPingAt = Date.now();
+    this.waiting = true;
+    const deadline = setTimeout(() => {
+      session.destroy(
+        new errors.SocketError(
+          `the HTTP/2 connection to ${this.origin} did not answer a PING within ${this.timeoutMs} ms`,
+        ),
+      );
+    }, this.timeoutMs);
+    deadline.unref();
+    const answered = () => {
+      this.waiting = false;
+      clearTimeout(deadline);
+      this.schedule(this.intervalMs);
+    };
+    try {
+      session.ping(answered);
+    } catch {
+      answered();
+    }
+  }
+}
 
 /** What the egress endpoints and the ingress hold: an undici Pool or an H2Origin. */
 export interface UpstreamDispatcher {
@@ -93,6 +166,8 @@ function connectTimeoutError(origin: string, ms: number): Error {
 /** One upstream origin spoken to over HTTP/2: a session opened on first use and again after it ends. */
 export class H2Origin implements UpstreamDispatcher {
   private session: ClientHttp2Session | undefined;
+  /** The current session's PINGs (none when keepalive is off). */
+  private keepalive: SessionKeepalive | undefined;
   private closing = false;
   private waiting = 0;
 
@@ -115,7 +190,7 @@ export class H2Origin implements UpstreamDispatcher {
       return false;
     }
     if (session.connecting) this.waiting += 1;
-    call.start(session, options);
+    call.start(session, options, this.keepalive);
     return true;
   }
 
@@ -160,7 +235,9 @@ export class H2Origin implements UpstreamDispatcher {
     };
     session.once('connect', stopWaiting);
     session.once('close', stopWaiting);
-    this.keepAlive(session);
+    const { intervalMs, timeoutMs } = this.options.keepalive ?? KEEPALIVE;
+    this.keepalive =
+      intervalMs > 0 ? new SessionKeepalive(session, this.origin, intervalMs, timeoutMs) : undefined;
     const connectTimeout = this.options.connectTimeout ?? 0;
     if (connectTimeout > 0) {
       const timer = setTimeout(() => {
@@ -173,35 +250,6 @@ export class H2Origin implements UpstreamDispatcher {
     }
     this.session = session;
     return session;
-  }
-
-  /** Pings `session` every interval while it lasts; one unanswered within the timeout destroys it. */
-  private keepAlive(session: ClientHttp2Session): void {
-    const { intervalMs, timeoutMs } = this.options.keepalive ?? KEEPALIVE;
-    let waiting = false;
-    const pinger = setInterval(() => {
-      if (waiting || session.connecting || session.closed || session.destroyed) return;
-      waiting = true;
-      const timer = setTimeout(() => {
-        session.destroy(
-          new errors.SocketError(
-            `the HTTP/2 connection to ${this.origin} did not answer a PING within ${timeoutMs} ms`,
-          ),
-        );
-      }, timeoutMs);
-      timer.unref();
-      const answered = () => {
-        waiting = false;
-        clearTimeout(timer);
-      };
-      try {
-        session.ping(answered);
-      } catch {
-        answered();
-      }
-    }, intervalMs);
-    pinger.unref();
-    session.once('close', () => clearInterval(pinger));
   }
 }
 
@@ -237,7 +285,11 @@ class H2Call implements Dispatcher.DispatchController {
     private readonly options: H2OriginOptions,
   ) {}
 
-  start(session: ClientHttp2Session, options: Dispatcher.DispatchOptions): void {
+  start(
+    session: ClientHttp2Session,
+    options: Dispatcher.DispatchOptions,
+    keepalive: SessionKeepalive | undefined,
+  ): void {
     this.handler.onRequestStart?.(this, {});
     if (this.settled) return;
     const body = options.body;
@@ -254,6 +306,10 @@ class H2Call implements Dispatcher.DispatchController {
       return;
     }
     this.stream = stream;
+    if (keepalive !== undefined) {
+      keepalive.streamOpened();
+      stream.once('close', () => keepalive.streamClosed());
+    }
     // A request's own timeouts (as undici takes them in the dispatch options) over the origin's.
     const headersTimeout = options.headersTimeout ?? this.options.headersTimeout;
     const bodyTimeout = options.bodyTimeout ?? this.options.bodyTimeout;

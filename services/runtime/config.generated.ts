@@ -607,6 +607,19 @@ export interface EgressConfig {
            */
           protocol: 'http1' | 'http2';
           /**
+           * With `protocol: http2`: the sidecar PINGs an endpoint's HTTP/2 connection at most every `intervalMs` while calls are open on it, and as the first call after a pause that long opens, and ends a connection that does not answer within `timeoutMs` (its calls fail as resets; the next call opens a new connection), so a connection that died silently (host gone, a NAT or firewall that dropped the flow) does not hold the service's calls until TCP notices. Idle connections are not pinged, and the 5-minute default is what gRPC servers (grpc-go, grpc-java) accept by default: more frequent PINGs get GOAWAY `too_many_pings` from them, which closes the connection with its streams — lower it only for servers that permit it. HTTP/1.1 endpoints are not pinged.
+           */
+          keepalive: {
+            /**
+             * Least time between two PINGs on a connection; `0` turns keepalive off.
+             */
+            intervalMs: number;
+            /**
+             * How long a PING may go unanswered before the connection is ended.
+             */
+            timeoutMs: number;
+          };
+          /**
            * How the sidecar connects to `https` endpoints: which CA to trust, the client certificate for mTLS, the SNI name. Without it, https endpoints are verified against Node's default CAs.
            */
           tls?: {
@@ -725,9 +738,20 @@ export interface EgressConfig {
              */
             perTryTimeoutMs?: number;
             /**
-             * Conditions that are retried: `connect-failure` (also an HTTP/2 stream the upstream refused or never processed), `reset` (connection closed or reset before the response headers), `timeout` (the per-try timeout fired), `5xx` (any 5xx status), `gateway-error` (502, 503, 504). A gRPC answer's status counts as its HTTP mapping (UNAVAILABLE 503, DEADLINE_EXCEEDED 504, INTERNAL 500, ...) when it comes with the headers (a Trailers-Only answer).
+             * Conditions that are retried: `connect-failure` (also an HTTP/2 stream the upstream refused or never processed), `reset` (connection closed or reset before the response headers), `timeout` (the per-try timeout fired), `5xx` (any 5xx status), `gateway-error` (502, 503, 504). A gRPC answer's status counts as its HTTP mapping (UNAVAILABLE 503, DEADLINE_EXCEEDED 504, INTERNAL 500, ...) when it comes with the headers (a Trailers-Only answer); the gRPC conditions, Envoy's names, pick gRPC statuses themselves: `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`.
              */
-            retryOn: ('connect-failure' | 'reset' | 'timeout' | '5xx' | 'gateway-error')[];
+            retryOn: (
+              | 'connect-failure'
+              | 'reset'
+              | 'timeout'
+              | '5xx'
+              | 'gateway-error'
+              | 'cancelled'
+              | 'deadline-exceeded'
+              | 'internal'
+              | 'resource-exhausted'
+              | 'unavailable'
+            )[];
             /**
              * Further response statuses that are retried (for example `409` or `429`).
              */

@@ -9,6 +9,7 @@ import {
   ensureRequestId,
   grpcCodeName,
   grpcPercentEncode,
+  formatGrpcTimeout,
   grpcTimeoutMs,
   httpStatusOfGrpc,
   HttpListener,
@@ -280,6 +281,24 @@ describe('gRPC statuses', () => {
     );
     for (const bad of [undefined, '', '5', 'S', '123456789m', '1.5S', '10s', ' 1S', ['1S']]) {
       assert.equal(grpcTimeoutMs(bad), undefined, JSON.stringify(bad));
+    }
+    // Beyond what a timer can wait (it would fire at once): the longest wait instead.
+    assert.equal(grpcTimeoutMs('99999999H'), 2 ** 31 - 1);
+  });
+
+  it('writes a grpc-timeout in milliseconds, rounded up, coarser when 8 digits do not hold it', () => {
+    assert.deepEqual([0, -5, 0.2, 1500, 99_999_999, 100_000_000, 2 ** 31 - 1, 1e14].map(formatGrpcTimeout), [
+      '1m',
+      '1m',
+      '1m',
+      '1500m',
+      '99999999m',
+      '100000S',
+      '2147484S',
+      '27777778H',
+    ]);
+    for (const ms of [1, 250, 5_000, 99_999_999, 100_000_001]) {
+      assert.ok(grpcTimeoutMs(formatGrpcTimeout(ms))! >= ms, `${ms} round trip`);
     }
   });
 

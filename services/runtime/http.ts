@@ -308,15 +308,29 @@ const GRPC_TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = {
   n: 1e-6,
 };
 
+/** The longest delay a Node.js timer takes (2^31 − 1 ms, ~24.8 days): a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * A gRPC call's deadline from its `grpc-timeout` header (up to 8 digits and a unit: H, M, S, m, u,
- * n), in whole milliseconds (at least 1); undefined without one or when it is malformed.
+ * n), in whole milliseconds (at least 1, at most what a timer can wait: `99999999H` is "no deadline
+ * to speak of", not "now"); undefined without one or when it is malformed.
  */
 export function grpcTimeoutMs(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const match = /^(\d{1,8})([HMSmun])$/.exec(value);
   if (match === null) return undefined;
-  return Math.max(1, Math.ceil(Number(match[1]) * GRPC_TIMEOUT_UNIT_MS[match[2]]));
+  return Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(Number(match[1]) * GRPC_TIMEOUT_UNIT_MS[match[2]])));
+}
+
+/** A `grpc-timeout` value for `ms` milliseconds (at least 1): in ms while 8 digits hold it, else coarser, rounded up. */
+export function formatGrpcTimeout(ms: number): string {
+  const whole = Math.max(1, Math.ceil(ms));
+  for (const unit of ['m', 'S', 'M', 'H']) {
+    const count = Math.ceil(whole / GRPC_TIMEOUT_UNIT_MS[unit]);
+    if (count <= 99_999_999) return `${count}${unit}`;
+  }
+  return '99999999H';
 }
 
 /** The HTTP status of a gRPC status (`grpc-status`); codes gRPC does not define are 500. */
