@@ -614,6 +614,54 @@ describe('egress router', function () {
       for (let i = 0; i < 4; i += 1) assert.equal((await egress.call('orders')).status, 200);
       assert.deepEqual([traffic(ups[0]), traffic(ups[1])], [2, 2]);
     });
+
+    it('checks a management port of each endpoint with the configured headers', async () => {
+      // Two pods on one port, on two loopback addresses, each with its health on a second port.
+      const pods: TestUpstream[] = [];
+      const health: TestUpstream[] = [];
+      for (const [index, host] of ['127.0.0.1', '127.0.0.2'].entries()) {
+        const pod = await new TestUpstream({ name: `pod-${index + 1}`, host, port: pods[0]?.port }).start();
+        const probe = await new TestUpstream({
+          name: `health-${index + 1}`,
+          host,
+          port: health[0]?.port,
+        }).start();
+        cleanup.defer(() => pod.stop());
+        cleanup.defer(() => probe.stop());
+        pods.push(pod);
+        health.push(probe);
+      }
+      health[1].setPathBehaviour('/ready', fail(503));
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: {
+            endpoints: pods.map((pod) => pod.url),
+            outlierDetection: { consecutiveFailures: 0 },
+            healthCheck: {
+              path: '/ready',
+              port: health[0].port,
+              headers: { 'X-Probe-Token': 'secret', Host: 'orders.internal' },
+              intervalMs: 20,
+              unhealthyThreshold: 1,
+            },
+          },
+        },
+      });
+      await waitFor(
+        async () => (await egress.metric('mesh_upstream_unhealthy_endpoints', { service: 'orders' })) === 1,
+        { what: 'pod-2 taken out by its management port' },
+      );
+      const check = health[0].requests.find((r) => r.url === '/ready')!;
+      assert.equal(check.headers['x-probe-token'], 'secret');
+      assert.equal(check.headers.host, 'orders.internal');
+      assert.equal(check.headers['user-agent'], 'mesh-sidecar-health-check');
+      for (let i = 0; i < 4; i += 1) assert.equal((await egress.call('orders')).status, 200);
+      assert.deepEqual(
+        pods.map((pod) => pod.count((r) => r.url !== '/ready')),
+        [4, 0],
+      );
+      assert.equal(pods[0].count((r) => r.url === '/ready') + pods[1].count((r) => r.url === '/ready'), 0);
+    });
   });
 
   describe('DNS discovery', () => {

@@ -28,7 +28,6 @@ export interface EndpointOptions {
 }
 
 export class Endpoint {
-  /** `http://host:port`: the identity of the endpoint. */
   readonly origin: string;
   readonly url: URL;
   readonly pool: UpstreamDispatcher;
@@ -36,38 +35,68 @@ export class Endpoint {
   readonly group: string | undefined;
   /** Requests sent to this endpoint that have not finished (least_request reads it). */
   active = 0;
+  /** Connections to other ports of the endpoint's host (health checks on a management port), by port. */
+  private readonly siblings = new Map<number, UpstreamDispatcher>();
 
-  constructor(origin: string, options: EndpointOptions) {
+  constructor(
+    origin: string,
+    private readonly options: EndpointOptions,
+  ) {
     this.url = new URL(origin);
     this.origin = this.url.origin;
     this.group = options.group;
-    // The service's TLS as Node's connect options, for https endpoints; both clients take them.
-    const given = this.url.protocol === 'https:' ? options.tls : undefined;
-    const tls = given && {
-      ...(given.ca ? { ca: given.ca } : {}),
-      ...(given.cert ? { cert: given.cert } : {}),
-      ...(given.key ? { key: given.key } : {}),
-      ...(given.serverName ? { servername: given.serverName } : {}),
-    };
-    // Timeouts are the dispatch layers' business (per try, overall); these only stop leaks.
-    if (options.protocol === 'http2') {
-      this.pool = new H2Origin(this.origin, {
-        headersTimeout: 0,
-        bodyTimeout: 0,
-        connectTimeout: options.connectTimeoutMs,
-        tls,
-        keepalive: options.keepalive,
-      });
-      return;
+    this.pool = dispatcherFor(this.origin, options, options.connections ?? 128);
+  }
+
+  /** A dispatcher to `port` of this endpoint's host, with its scheme, protocol and TLS; one per port. */
+  onPort(port: number): UpstreamDispatcher {
+    let dispatcher = this.siblings.get(port);
+    if (dispatcher === undefined) {
+      const url = new URL(this.origin);
+      url.port = String(port);
+      dispatcher = dispatcherFor(url.origin, this.options, 1);
+      this.siblings.set(port, dispatcher);
     }
-    this.pool = new Pool(this.origin, {
-      connections: options.connections ?? 128,
-      keepAliveTimeout: 30_000,
+    return dispatcher;
+  }
+
+  /** Lets the requests in flight finish, then closes the connections. */
+  async close(): Promise<void> {
+    await Promise.all([this.pool, ...this.siblings.values()].map((d) => d.close().catch(() => undefined)));
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([this.pool, ...this.siblings.values()].map((d) => d.destroy().catch(() => undefined)));
+  }
+}
+
+/** An endpoint origin's keep-alive pool, or its HTTP/2 session, as the service's options say. */
+function dispatcherFor(origin: string, options: EndpointOptions, connections: number): UpstreamDispatcher {
+  // The service's TLS as Node's connect options, for https endpoints; both clients take them.
+  const given = origin.startsWith('https:') ? options.tls : undefined;
+  const tls = given && {
+    ...(given.ca ? { ca: given.ca } : {}),
+    ...(given.cert ? { cert: given.cert } : {}),
+    ...(given.key ? { key: given.key } : {}),
+    ...(given.serverName ? { servername: given.serverName } : {}),
+  };
+  // Timeouts are the dispatch layers' business (per try, overall); these only stop leaks.
+  if (options.protocol === 'http2') {
+    return new H2Origin(origin, {
       headersTimeout: 0,
       bodyTimeout: 0,
-      connect: { timeout: options.connectTimeoutMs, ...tls },
+      connectTimeout: options.connectTimeoutMs,
+      tls,
+      keepalive: options.keepalive,
     });
   }
+  return new Pool(origin, {
+    connections,
+    keepAliveTimeout: 30_000,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    connect: { timeout: options.connectTimeoutMs, ...tls },
+  });
 }
 
 export class EndpointSet {
@@ -93,14 +122,14 @@ export class EndpointSet {
       this.version += 1;
     }
     // close() waits for the requests already dispatched on the pool, so nothing in flight is cut.
-    for (const endpoint of removed) void endpoint.pool.close().catch(() => undefined);
+    for (const endpoint of removed) void endpoint.close();
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.current.map((endpoint) => endpoint.pool.close().catch(() => undefined)));
+    await Promise.all(this.current.map((endpoint) => endpoint.close()));
   }
 
   async destroy(): Promise<void> {
-    await Promise.all(this.current.map((endpoint) => endpoint.pool.destroy().catch(() => undefined)));
+    await Promise.all(this.current.map((endpoint) => endpoint.destroy()));
   }
 }

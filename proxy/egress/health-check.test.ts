@@ -38,6 +38,8 @@ async function startApp(): Promise<{
 describe('HealthChecker', () => {
   const policy: HealthCheckPolicy = {
     probe: { kind: 'http', path: '/healthz' },
+    port: undefined,
+    headers: {},
     intervalMs: 60_000,
     timeoutMs: 100,
     unhealthyThreshold: 2,
@@ -184,6 +186,8 @@ describe('gRPC health checks', () => {
       const check = (service: string) =>
         checkEndpoint(endpoints.all[0], {
           probe: { kind: 'grpc', service },
+          port: undefined,
+          headers: {},
           intervalMs: 1000,
           timeoutMs: 1000,
           unhealthyThreshold: 1,

@@ -13,7 +13,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { H2DispatchHandler } from '../shared/h2-upstream.js';
+import type { H2DispatchHandler, UpstreamDispatcher } from '../shared/h2-upstream.js';
 import type { Endpoint, EndpointSet } from './endpoints.js';
 
 /** What a check asks: `GET <path>` (2xx and 3xx pass), or gRPC's `grpc.health.v1.Health/Check` (SERVING passes). */
@@ -22,6 +22,10 @@ export type HealthProbe =
 
 export interface HealthCheckPolicy {
   readonly probe: HealthProbe;
+  /** Check this port of the endpoint's host (a management port) instead of the endpoint's own. */
+  readonly port: number | undefined;
+  /** Headers of every check (lower-case names); `host` replaces the checked host:port. */
+  readonly headers: Readonly<Record<string, string>>;
   readonly intervalMs: number;
   /** A check not answered (completely) within this time failed. */
   readonly timeoutMs: number;
@@ -55,11 +59,12 @@ interface ProbeAnswer {
 }
 
 /**
- * One request on the endpoint's own dispatcher (keep-alive pool or HTTP/2 session), its answer read
- * whole — so the connection stays usable — or rejected after `timeoutMs`.
+ * One request on the endpoint's own dispatcher (keep-alive pool or HTTP/2 session), or on its
+ * connection to the health port, its answer read whole — so the connection stays usable — or
+ * rejected after `timeoutMs`.
  */
 function probe(
-  endpoint: Endpoint,
+  dispatcher: UpstreamDispatcher,
   options: Dispatcher.DispatchOptions,
   timeoutMs: number,
 ): Promise<ProbeAnswer> {
@@ -101,7 +106,7 @@ function probe(
         reject(err);
       },
     };
-    endpoint.pool.dispatch(options, handler);
+    dispatcher.dispatch(options, handler);
   });
 }
 
@@ -163,27 +168,25 @@ export async function checkEndpoint(
   endpoint: Endpoint,
   policy: HealthCheckPolicy,
 ): Promise<string | undefined> {
-  const { probe: kind, timeoutMs } = policy;
+  const { probe: kind, timeoutMs, port } = policy;
+  const dispatcher = port === undefined ? endpoint.pool : endpoint.onPort(port);
+  const headers = {
+    host: port === undefined ? endpoint.url.host : `${endpoint.url.hostname}:${port}`,
+    'user-agent': USER_AGENT,
+    ...policy.headers,
+  };
   try {
     if (kind.kind === 'http') {
-      const { status } = await probe(
-        endpoint,
-        {
-          path: kind.path,
-          method: 'GET',
-          headers: { host: endpoint.url.host, 'user-agent': USER_AGENT },
-          body: null,
-        },
-        timeoutMs,
-      );
+      const request = { path: kind.path, method: 'GET', headers, body: null };
+      const { status } = await probe(dispatcher, request, timeoutMs);
       return status >= 200 && status < 400 ? undefined : `status ${status}`;
     }
     const answer = await probe(
-      endpoint,
+      dispatcher,
       {
         path: '/grpc.health.v1.Health/Check',
         method: 'POST',
-        headers: { host: endpoint.url.host, 'user-agent': USER_AGENT, 'content-type': 'application/grpc' },
+        headers: { ...headers, 'content-type': 'application/grpc' },
         body: grpcHealthRequest(kind.service),
       },
       timeoutMs,

@@ -154,12 +154,17 @@ export function servicePolicyFromConfig(name: string, config: ServiceConfig): Se
 /** An HTTP check by path, or a gRPC one by service name (the config check allows exactly one). */
 function healthCheckPolicy(check: ServiceConfig['healthCheck']): HealthCheckPolicy | undefined {
   if (check === undefined) return undefined;
-  const { intervalMs, timeoutMs, unhealthyThreshold, healthyThreshold } = check;
+  const { intervalMs, timeoutMs, unhealthyThreshold, healthyThreshold, port } = check;
   const probe: HealthCheckPolicy['probe'] =
     check.grpcService !== undefined
       ? { kind: 'grpc', service: check.grpcService }
       : { kind: 'http', path: check.path ?? '/' };
-  return { probe, intervalMs, timeoutMs, unhealthyThreshold, healthyThreshold };
+  const headers = Object.fromEntries(
+    Object.entries(check.headers).flatMap(([name, value]) =>
+      value === undefined ? [] : [[name.toLowerCase(), value]],
+    ),
+  );
+  return { probe, port, headers, intervalMs, timeoutMs, unhealthyThreshold, healthyThreshold };
 }
 
 /** The name zero-config mode's catch-all service goes by (metric label `service`). */

@@ -832,6 +832,16 @@ export interface EgressConfig {
              */
             grpcService?: string;
             /**
+             * Check this port of each endpoint's host instead of the endpoint's own (an app that serves its health on a management port, as Spring Boot's actuator or a Kubernetes probe's `port`), with the endpoint's scheme, protocol and TLS settings. Absent: the endpoint's port, over the connections the calls use.
+             */
+            port?: number;
+            /**
+             * Request headers of each check (Envoy's `request_headers_to_add`, a Kubernetes probe's `httpHeaders`), e.g. a token the health endpoint wants; `host` replaces the endpoint's host:port as `Host` (`:authority`).
+             */
+            headers: {
+              [k: string]: string | undefined;
+            };
+            /**
              * Time between two rounds of checks (plus up to a tenth of it of jitter).
              */
             intervalMs: number;
