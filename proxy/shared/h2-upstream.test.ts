@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { H2Origin } from './h2-upstream.js';
+import { CallSignal } from './signal.js';
 import { sendUpstream } from './upstream.js';
 
 /**
@@ -115,6 +116,34 @@ describe('H2Origin', () => {
       await Promise.all(Object.values(origins).map((origin) => origin.destroy()));
       await Promise.all(hung);
       for (const { app } of Object.values(apps)) app.close();
+    }
+  });
+
+  it('pings at once when a stream is given up unanswered, not waiting for the interval', async () => {
+    const app = http2.createServer(() => undefined);
+    let pings = 0;
+    app.on('session', (session: http2.ServerHttp2Session) => session.on('ping', () => (pings += 1)));
+    app.listen(0, '127.0.0.1');
+    await once(app, 'listening');
+    const origin = new H2Origin(`http://127.0.0.1:${(app.address() as AddressInfo).port}`, {
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepalive: { intervalMs: 3_600_000, timeoutMs: 1000 },
+    });
+    const signal = new CallSignal();
+    try {
+      // Once the app has the stream, the caller gives up on it (its timeout fired).
+      const arrived = once(app, 'stream');
+      const call = sendUpstream(origin, { path: '/hang', method: 'GET', headers: {} }, signal);
+      await arrived;
+      assert.equal(pings, 0);
+      signal.abort(new Error('timeout'));
+      await assert.rejects(call, /timeout/);
+      while (pings < 1) await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(pings, 1);
+    } finally {
+      await origin.destroy();
+      app.close();
     }
   });
 });

@@ -52,16 +52,26 @@ export interface H2OriginOptions {
  * sooner than 5 minutes after the last while they have sent nothing, as a strike, and answer the
  * third with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" — closing the connection, quiet streams and
  * all. So: at most one PING per `intervalMs` (5 minutes, what such servers accept by default), only
- * while streams are open; and the first stream after a pause that long is pinged as it opens, so a
- * connection that died while idle (the usual NAT case) is found within `timeoutMs` of the next call.
+ * while streams are open; the first stream after a pause that long is pinged as it opens, so a
+ * connection that died while idle (the usual NAT case) is found within `timeoutMs` of the next call;
+ * and a stream given up unanswered (timed out) is followed by a PING at once, at most once a minute,
+ * so a connection that dies under steady traffic is found soon after the first call times out on it.
  */
 export const KEEPALIVE = { intervalMs: 300_000, timeoutMs: 10_000 } as const;
 
-/** The PINGs of one HTTP/2 session (see KEEPALIVE): told when its streams open and close. */
+/**
+ * Least time between two PINGs for streams given up unanswered (SessionKeepalive.unanswered): a slow
+ * but live gRPC server forgives PINGs once it sends anything, and this many make no third strike
+ * before it has been silent for minutes.
+ */
+const UNANSWERED_PING_SPACING_MS = 60_000;
+
+/** The PINGs of one HTTP/2 session (see KEEPALIVE): told when its streams open, close, or are given up. */
 class SessionKeepalive {
   private streams = 0;
   /** When the last PING went out; a new session counts as just checked. */
   private lastPingAt = Date.now();
+  private lastUnansweredPingAt = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private waiting = false;
 
@@ -86,6 +96,18 @@ class SessionKeepalive {
     this.streams -= 1;
   }
 
+  /**
+   * A stream was given up before any answer (its timeout, or its caller left). Under steady traffic
+   * the interval would find a dead connection only minutes later, every call meanwhile timing out on
+   * it: a PING now finds it within `timeoutMs`.
+   */
+  unanswered(): void {
+    const now = Date.now();
+    if (this.waiting || now - this.lastUnansweredPingAt < UNANSWERED_PING_SPACING_MS) return;
+    this.lastUnansweredPingAt = now;
+    this.ping();
+  }
+
   private schedule(delayMs: number): void {
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -96,6 +118,8 @@ class SessionKeepalive {
   }
 
   private ping(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
     const session = this.session;
     if (session.closed || session.destroyed) return;
     if (session.connecting) {
@@ -271,6 +295,7 @@ function h2RequestHeaders(options: Dispatcher.DispatchOptions): OutgoingHttpHead
 /** One request on a session, driving an undici dispatch handler. */
 class H2Call implements Dispatcher.DispatchController {
   private stream: ClientHttp2Stream | undefined;
+  private keepalive: SessionKeepalive | undefined;
   private headersTimer: NodeJS.Timeout | undefined;
   private responded = false;
   private ended = false;
@@ -306,6 +331,7 @@ class H2Call implements Dispatcher.DispatchController {
       return;
     }
     this.stream = stream;
+    this.keepalive = keepalive;
     if (keepalive !== undefined) {
       keepalive.streamOpened();
       stream.once('close', () => keepalive.streamClosed());
@@ -355,6 +381,7 @@ class H2Call implements Dispatcher.DispatchController {
     if (this.aborted) return;
     this.aborted = true;
     this.reason = reason;
+    if (this.stream !== undefined && !this.responded) this.keepalive?.unanswered();
     this.fail(reason);
     if (this.stream !== undefined && !this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
   }

@@ -607,7 +607,7 @@ export interface EgressConfig {
            */
           protocol: 'http1' | 'http2';
           /**
-           * With `protocol: http2`: the sidecar PINGs an endpoint's HTTP/2 connection at most every `intervalMs` while calls are open on it, and as the first call after a pause that long opens, and ends a connection that does not answer within `timeoutMs` (its calls fail as resets; the next call opens a new connection), so a connection that died silently (host gone, a NAT or firewall that dropped the flow) does not hold the service's calls until TCP notices. Idle connections are not pinged, and the 5-minute default is what gRPC servers (grpc-go, grpc-java) accept by default: more frequent PINGs get GOAWAY `too_many_pings` from them, which closes the connection with its streams — lower it only for servers that permit it. HTTP/1.1 endpoints are not pinged.
+           * With `protocol: http2`: the sidecar PINGs an endpoint's HTTP/2 connection at most every `intervalMs` while calls are open on it, as the first call after a pause that long opens, and when a call on it is given up unanswered (timed out; at most once a minute), and ends a connection that does not answer within `timeoutMs` (its calls fail as resets; the next call opens a new connection), so a connection that died silently (host gone, a NAT or firewall that dropped the flow) does not hold the service's calls until TCP notices. Idle connections are not pinged, and the 5-minute default is what gRPC servers (grpc-go, grpc-java) accept by default: more frequent PINGs get GOAWAY `too_many_pings` from them, which closes the connection with its streams — lower it only for servers that permit it. HTTP/1.1 endpoints are not pinged.
            */
           keepalive: {
             /**
