@@ -70,6 +70,52 @@ describe('egress weighted traffic split', function () {
     assert.equal(groups.filter((group) => group === 'stable').length, total(stable));
   });
 
+  it("sends calls with a group's headers to that group, weight 0 included, and only there", async () => {
+    const stable = await upstreams(1, 'stable');
+    const canary = await upstreams(1, 'canary');
+    const dark = await upstreams(1, 'dark');
+    dark[0].setBehaviour(reset);
+    const egress = await startTestEgress(
+      cleanup,
+      {
+        services: {
+          orders: {
+            retry: { attempts: 3, retryOn: ['reset'] },
+            split: {
+              stable: { weight: 100, endpoints: stable.map((u) => u.url) },
+              // A dark launch: no share of the calls, reachable with the header only.
+              canary: { weight: 0, endpoints: canary.map((u) => u.url), headers: { 'X-Canary': 'on' } },
+              dark: {
+                weight: 0,
+                endpoints: dark.map((u) => u.url),
+                headers: { 'x-canary': 'dark', 'x-team': 'a' },
+              },
+            },
+          },
+        },
+      },
+      { random: seeded(3) },
+    );
+    for (let i = 0; i < 6; i += 1) {
+      assert.equal((await egress.call('orders', '/', { headers: { 'x-canary': 'on' } })).status, 200);
+    }
+    // Values match exactly (case included), and every header of a group must be there.
+    const matchingNone: Record<string, string>[] = [
+      {},
+      { 'x-canary': 'ON' },
+      { 'x-canary': 'dark' },
+      { 'x-team': 'a' },
+    ];
+    for (const headers of matchingNone) {
+      assert.equal((await egress.call('orders', '/', { headers })).status, 200);
+    }
+    assert.deepEqual([total(canary), total(stable), total(dark)], [6, 4, 0]);
+    // A matched call stays in its group when it fails there: retried on the group only, then 502.
+    const failed = await egress.call('orders', '/', { headers: { 'x-canary': 'dark', 'x-team': 'a' } });
+    assert.equal(failed.status, 502);
+    assert.deepEqual([total(dark), total(stable)], [3, 4]);
+  });
+
   it('retries a call that failed on the canary on another endpoint, in the other group', async () => {
     const stable = await upstreams(1, 'stable');
     const canary = await upstreams(1, 'canary');

@@ -47,6 +47,8 @@ export interface EndpointGroupPolicy {
   readonly endpoints: readonly string[];
   /** When set, endpoints come from this DNS name instead of `endpoints`. */
   readonly dns: DnsTarget | undefined;
+  /** Calls with all of these headers (lower-case names, exact values) go to this group whatever the weights. */
+  readonly headers: readonly (readonly [string, string])[] | undefined;
 }
 
 export interface ServicePolicy {
@@ -109,6 +111,7 @@ export function servicePolicyFromConfig(name: string, config: ServiceConfig): Se
                     weight: split.weight,
                     endpoints: split.endpoints,
                     dns: split.dns === undefined ? undefined : { ...split.dns },
+                    headers: split.headers === undefined ? undefined : lowerCaseNames(split.headers),
                   },
                 ],
           ),
@@ -159,12 +162,15 @@ function healthCheckPolicy(check: ServiceConfig['healthCheck']): HealthCheckPoli
     check.grpcService !== undefined
       ? { kind: 'grpc', service: check.grpcService }
       : { kind: 'http', path: check.path ?? '/' };
-  const headers = Object.fromEntries(
-    Object.entries(check.headers).flatMap(([name, value]) =>
-      value === undefined ? [] : [[name.toLowerCase(), value]],
-    ),
-  );
+  const headers = Object.fromEntries(lowerCaseNames(check.headers));
   return { probe, port, headers, intervalMs, timeoutMs, unhealthyThreshold, healthyThreshold };
+}
+
+/** A config header map as [lower-case name, value] pairs (names are case-insensitive, values not). */
+function lowerCaseNames(headers: Readonly<Record<string, string | undefined>>): [string, string][] {
+  return Object.entries(headers).flatMap(([name, value]) =>
+    value === undefined ? [] : [[name.toLowerCase(), value] as [string, string]],
+  );
 }
 
 /** The name zero-config mode's catch-all service goes by (metric label `service`). */

@@ -74,6 +74,7 @@ export class ServiceGroup implements EndpointGroup {
     source: { readonly endpoints: readonly string[]; readonly dns: DnsTarget | undefined },
     options: UpstreamServiceOptions,
     events: GroupEvents,
+    readonly headers?: readonly (readonly [string, string])[],
   ) {
     const { policy } = options;
     const split = name !== WHOLE_SERVICE;
@@ -196,7 +197,9 @@ export class UpstreamService {
     this.groups =
       policy.split === undefined
         ? [new ServiceGroup(WHOLE_SERVICE, 1, policy, options, events)]
-        : policy.split.map((group) => new ServiceGroup(group.name, group.weight, group, options, events));
+        : policy.split.map(
+            (group) => new ServiceGroup(group.name, group.weight, group, options, events, group.headers),
+          );
     const byName = new Map(this.groups.map((group) => [group.name, group]));
     const budget = policy.retry.budget === undefined ? undefined : new RetryBudget(policy.retry.budget, now);
     this.retryBudget = budget;

@@ -111,6 +111,35 @@ describe('egress weighted traffic split', () => {
       ]);
     });
 
+    it("sends a call matching a group's headers to the first such group, without a draw, even when it is empty", () => {
+      const stable = group('stable', 100, 1);
+      const canary = { ...group('canary', 0, 1), headers: [['x-canary', 'on']] as const };
+      const both = {
+        ...group('both', 0, 1),
+        headers: [
+          ['x-canary', 'on'],
+          ['x-team', 'a'],
+        ] as const,
+      };
+      const empty = { ...group('empty', 0, 0), headers: [['x-canary', 'none']] as const };
+      // No draws: a matched call needs none, and stable is the only weighted group.
+      const picker = new SplitPicker([stable, canary, both, empty], draws());
+      const groupOf = (headers: Record<string, string>) => picker.pick({ tried: new Set(), headers })?.group;
+      assert.equal(groupOf({ 'x-canary': 'on' }), 'canary');
+      assert.equal(groupOf({ 'x-canary': 'on', 'x-team': 'a' }), 'canary', 'the first match wins');
+      assert.equal(groupOf({ 'x-canary': 'ON' }), 'stable');
+      assert.equal(groupOf({}), 'stable');
+      assert.equal(groupOf({ 'x-canary': 'none' }), undefined, 'no endpoint in the matched group: none');
+      // A retry of a matched call stays in its group, even with every endpoint there tried.
+      const tried = new Set([canary.list[0]]);
+      assert.equal(picker.pick({ tried, headers: { 'x-canary': 'on' } }), canary.list[0]);
+      const reordered = new SplitPicker([stable, both, canary], draws());
+      assert.equal(
+        reordered.pick({ tried: new Set(), headers: { 'x-canary': 'on', 'x-team': 'a' } })?.group,
+        'both',
+      );
+    });
+
     it('does not draw for a service that is not split', () => {
       const only = group('', 1, 2);
       const picker = new SplitPicker([only], draws());

@@ -3,6 +3,7 @@
  * set, balancer and outlier state, sharing the calls by weight. A service that is not split is one
  * group, and picking from it costs what a plain balancer pick costs (no random draw).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { hash32, type Balancer } from './balancer.js';
 import type { Endpoint } from './endpoints.js';
 
@@ -15,6 +16,8 @@ export interface EndpointGroup {
   eligible(): readonly Endpoint[];
   /** Why discovery found no endpoints lately (the last DNS error), if it did. */
   discoveryError?(): string | undefined;
+  /** Calls with all of these headers (lower-case names, exact values) come to this group whatever the weights. */
+  readonly headers?: readonly (readonly [string, string])[] | undefined;
 }
 
 /** What the picker needs to know of a call. */
@@ -22,6 +25,15 @@ export interface PickRequest {
   /** Endpoints earlier attempts of the call used, in order. */
   readonly tried: ReadonlySet<Endpoint>;
   readonly hashKey?: string | undefined;
+  readonly headers?: IncomingHttpHeaders;
+}
+
+/** Whether `headers` carry every one of `wanted` with exactly its value. */
+function matchesHeaders(
+  headers: IncomingHttpHeaders | undefined,
+  wanted: readonly (readonly [string, string])[],
+) {
+  return wanted.every(([name, value]) => headers?.[name] === value);
 }
 
 /**
@@ -55,20 +67,24 @@ function lastOf<T>(items: ReadonlySet<T>): T | undefined {
 }
 
 /**
- * Picks the endpoint of an attempt. The first attempt draws a group by weight (from the hash key's
- * value when there is one, so a key stays in its group; else from `random`), skipping groups without
- * an eligible endpoint. A retry prefers an endpoint the call has not tried: in the group of the
- * previous attempt first, then in another group drawn by weight; when every endpoint was tried, the
- * previous group's balancer picks again among them.
+ * Picks the endpoint of an attempt. A call whose headers match a group's `headers` goes to the
+ * first such group, every attempt (none eligible there: none at all). Else the first attempt draws
+ * a group by weight (from the hash key's value when there is one, so a key stays in its group; else
+ * from `random`), skipping groups without an eligible endpoint. A retry prefers an endpoint the call
+ * has not tried: in the group of the previous attempt first, then in another group drawn by weight;
+ * when every endpoint was tried, the previous group's balancer picks again among them.
  */
 export class SplitPicker {
   private readonly byName: ReadonlyMap<string, EndpointGroup>;
+  /** The groups with a header match, in order; empty for most services, which then pay nothing for it. */
+  private readonly matching: readonly EndpointGroup[];
 
   constructor(
     readonly groups: readonly EndpointGroup[],
     private readonly random: () => number = Math.random,
   ) {
     this.byName = new Map(groups.map((group) => [group.name, group]));
+    this.matching = groups.filter((group) => group.headers !== undefined && group.headers.length > 0);
   }
 
   pick(request: PickRequest): Endpoint | undefined {
@@ -86,8 +102,9 @@ export class SplitPicker {
     return errors.length > 0 ? errors.join('; ') : undefined;
   }
 
-  private groupFor({ tried, hashKey }: PickRequest): EndpointGroup | undefined {
+  private groupFor({ tried, hashKey, headers }: PickRequest): EndpointGroup | undefined {
     const { groups } = this;
+    for (const group of this.matching) if (matchesHeaders(headers, group.headers!)) return group;
     if (groups.length === 1) return groups[0].weight > 0 ? groups[0] : undefined;
     const nonEmpty = (group: EndpointGroup) => group.eligible().length > 0;
     const previous = lastOf(tried);

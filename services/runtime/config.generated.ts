@@ -706,6 +706,12 @@ export interface EgressConfig {
                    * The group's endpoints from a DNS name, as the service's `dns`. Used instead of `endpoints` when set.
                    */
                   dns?: EgressDnsConfig;
+                  /**
+                   * Calls carrying all of these request headers with exactly these values go to this group whatever the weights, retries included (Istio's `match.headers` to a subset, a Gateway API HTTPRoute header match): testers reach a canary with a header, and a group with weight 0 is reachable only so (a dark launch). With no eligible endpoint in the group such a call gets 503 `no-healthy-upstream`, not another group. The first matching group in config order wins; calls matching none share the groups by weight.
+                   */
+                  headers?: {
+                    [k: string]: string | undefined;
+                  };
                 }
               | undefined;
           };
