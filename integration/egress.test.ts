@@ -233,6 +233,70 @@ describe('egress router', function () {
       );
     });
 
+    it("takes the app's per-call controls over the service's timeouts and retries, and keeps them from the upstream", async () => {
+      const [slowOne, flaky, fine] = await upstreams(3);
+      slowOne.setBehaviour(hang);
+      flaky.setBehaviour(reset);
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          slow: { endpoints: [slowOne.url], timeoutMs: 10_000, retry: { attempts: 1 } },
+          flaky: { endpoints: [flaky.url], retry: { attempts: 1, retryOn: ['reset'], baseBackoffMs: 0 } },
+          pair: {
+            endpoints: [slowOne.url, fine.url],
+            loadBalancer: 'round_robin',
+            retry: { attempts: 2, retryOn: ['timeout'], baseBackoffMs: 0 },
+          },
+        },
+      });
+      // x-mesh-timeout-ms in place of the service's 10 s; the problem names the limit.
+      const timedOut = await egress.call('slow', '/', { headers: { 'x-mesh-timeout-ms': '150' } });
+      assert.equal(timedOut.status, 504);
+      assert.match((timedOut.json() as Problem).detail, /x-mesh-timeout-ms \(150 ms\)/);
+      // x-mesh-max-retries in place of attempts: 1 (no retries): the reset GET is tried 3 times.
+      const retried = await egress.call('flaky', '/', { headers: { 'x-mesh-max-retries': '2' } });
+      assert.equal(retried.status, 502);
+      assert.equal(flaky.count(), 3);
+      // x-mesh-per-try-timeout-ms where the service has none: the hung attempt gives way to the other endpoint.
+      for (let i = 0; i < 2; i += 1) {
+        const res = await egress.call('pair', '/', { headers: { 'x-mesh-per-try-timeout-ms': '100' } });
+        assert.equal(res.status, 200);
+      }
+      assert.equal(fine.count(), 2);
+      // The controls are the sidecar's: no upstream saw them.
+      for (const upstream of [slowOne, flaky, fine]) {
+        for (const seen of upstream.requests) {
+          assert.deepEqual(
+            Object.keys(seen.headers).filter((name) => name.startsWith('x-mesh-')),
+            [],
+          );
+        }
+      }
+    });
+
+    it('refuses a malformed per-call control with 400, naming each header and why', async () => {
+      const [up] = await upstreams(1);
+      const egress = await startTestEgress(cleanup, { services: { orders: { endpoints: [up.url] } } });
+      const res = await egress.call('orders', '/', {
+        headers: {
+          'x-mesh-timeout-ms': '1.5s',
+          'x-mesh-max-retries': '12',
+          'x-mesh-per-try-timeout-ms': '200',
+        },
+      });
+      assert.equal(res.status, 400);
+      const problem = res.json() as Problem & { errors: { in: string; path: string; message: string }[] };
+      assert.equal(problem.code, 'MESH_BAD_REQUEST');
+      assert.deepEqual(
+        problem.errors.map((e) => [e.in, e.path]),
+        [
+          ['header', '/x-mesh-timeout-ms'],
+          ['header', '/x-mesh-max-retries'],
+        ],
+      );
+      assert.match(problem.errors[1].message, /from 0 to 9/);
+      assert.equal(up.count(), 0, 'nothing was sent');
+    });
+
     it('answers 502 x-mesh-error: upstream-reset when the connection is refused', async () => {
       const [down] = await upstreams(1);
       await down.stop();

@@ -18,6 +18,7 @@ import type { MeshMetrics } from '../../services/runtime/metrics.js';
 import { CallSignal } from '../shared/signal.js';
 import { sendUpstream, type UpstreamBody } from '../shared/upstream.js';
 import type { CircuitBreaker } from './breaker.js';
+import type { CallControls } from './call-controls.js';
 import type { Endpoint } from './endpoints.js';
 import type { TokenSource } from './oauth2.js';
 import type { OutlierOutcome } from './outlier.js';
@@ -59,6 +60,8 @@ export interface Call {
   readonly upgrade?: string | undefined;
   /** When a gRPC call's deadline (its `grpc-timeout`, from its arrival) passes, in `Date.now()` time. */
   readonly deadlineAt?: number | undefined;
+  /** The app's per-call timeouts and retries (call-controls.ts), over the service's. */
+  readonly controls?: CallControls | undefined;
 }
 
 export interface Answer {
@@ -180,18 +183,26 @@ export function circuitBreaker(breaker: CircuitBreaker, pendingRequests: () => n
  * Overall time of the call, retries and the response body included: then 504 `timeout`. A gRPC
  * call's own deadline (`grpc-timeout`) takes the place of `timeoutMs`, as Envoy's `max_grpc_timeout`
  * does: the caller set how long its call may take, a long stream included (a gRPC client gives up
- * at its deadline anyway); a call without one gets `timeoutMs`.
+ * at its deadline anyway); so does the app's `x-mesh-timeout-ms` (the shorter of the two when a call
+ * has both); a call without either gets `timeoutMs`.
  */
 export function overallTimeout(timeoutMs: number): Layer {
   return (next) => (call) => {
     const signal = new CallSignal(call.signal);
     const deadlineMs = grpcTimeoutMs(call.headers['grpc-timeout']);
-    const limitMs = deadlineMs ?? timeoutMs;
+    const askedMs = call.controls?.timeoutMs;
+    const limitMs =
+      deadlineMs === undefined && askedMs === undefined
+        ? timeoutMs
+        : Math.min(deadlineMs ?? Infinity, askedMs ?? Infinity);
     const timer = setTimeout(() => {
-      const detail =
-        deadlineMs === undefined
-          ? `upstream ${call.service} did not answer within ${timeoutMs} ms`
-          : `upstream ${call.service} did not answer within the call's grpc-timeout (${deadlineMs} ms)`;
+      const limit =
+        limitMs === askedMs
+          ? `the call's x-mesh-timeout-ms (${askedMs} ms)`
+          : limitMs === deadlineMs
+            ? `the call's grpc-timeout (${deadlineMs} ms)`
+            : `${timeoutMs} ms`;
+      const detail = `upstream ${call.service} did not answer within ${limit}`;
       signal.abort(new MeshError('MESH_TIMEOUT', detail, { headers: { 'x-mesh-error': 'timeout' } }));
     }, limitMs);
     const done = () => {
@@ -257,6 +268,8 @@ export function retry(options: RetryLayerOptions): Layer {
   return (next) => async (call) => {
     budget?.recordRequest();
     const resendable = call.body === null || Buffer.isBuffer(call.body);
+    const maxRetries = call.controls?.maxRetries;
+    const attempts = maxRetries === undefined ? policy.attempts : maxRetries + 1;
     let wait = 0;
     for (let attempt = 1; ; attempt += 1) {
       let answer: Answer | undefined;
@@ -276,7 +289,7 @@ export function retry(options: RetryLayerOptions): Layer {
         outcome = { kind: err.kind };
       }
       const retryable =
-        attempt < policy.attempts &&
+        attempt < attempts &&
         matchesRetryOn(policy, outcome) &&
         resendable &&
         (!reachedUpstream(outcome) || isSafeToResend(call.method, call.headers)) &&
@@ -379,31 +392,39 @@ export function clientSpan(tracer: Tracer): Layer {
   };
 }
 
-/** Bounds the wait for the response headers of one attempt; firing is a `timeout` failure. */
-export function perTryTimeout(timeoutMs: number | undefined): Layer {
-  if (timeoutMs === undefined) return (next) => next;
-  return (next) => async (call) => {
-    const signal = new CallSignal(call.signal);
-    let failure: AttemptFailure | undefined;
-    const timer = setTimeout(() => {
-      failure = new AttemptFailure(
-        'timeout',
-        `no response headers from ${call.endpoint?.origin ?? call.service} within ${timeoutMs} ms`,
-        call.endpoint,
-      );
-      signal.abort(failure);
-    }, timeoutMs);
-    try {
-      const answer = await next({ ...call, signal });
-      clearTimeout(timer);
-      // The body still streams under this signal: it follows the call's until the body is done.
-      answer.body.whenDone(() => signal.unlink());
-      return answer;
-    } catch (err) {
-      clearTimeout(timer);
-      signal.unlink();
-      throw failure !== undefined && !call.signal.aborted ? failure : err;
-    }
+/**
+ * Bounds the wait for the response headers of one attempt (`retry.perTryTimeoutMs`, or the call's
+ * `x-mesh-per-try-timeout-ms`); firing is a `timeout` failure.
+ */
+export function perTryTimeout(configuredMs: number | undefined): Layer {
+  return (next) => {
+    const timed = async (call: Call, timeoutMs: number): Promise<Answer> => {
+      const signal = new CallSignal(call.signal);
+      let failure: AttemptFailure | undefined;
+      const timer = setTimeout(() => {
+        failure = new AttemptFailure(
+          'timeout',
+          `no response headers from ${call.endpoint?.origin ?? call.service} within ${timeoutMs} ms`,
+          call.endpoint,
+        );
+        signal.abort(failure);
+      }, timeoutMs);
+      try {
+        const answer = await next({ ...call, signal });
+        clearTimeout(timer);
+        // The body still streams under this signal: it follows the call's until the body is done.
+        answer.body.whenDone(() => signal.unlink());
+        return answer;
+      } catch (err) {
+        clearTimeout(timer);
+        signal.unlink();
+        throw failure !== undefined && !call.signal.aborted ? failure : err;
+      }
+    };
+    return (call) => {
+      const timeoutMs = call.controls?.perTryTimeoutMs ?? configuredMs;
+      return timeoutMs === undefined ? next(call) : timed(call, timeoutMs);
+    };
   };
 }
 

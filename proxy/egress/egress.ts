@@ -34,6 +34,7 @@ import type { Resolve } from './discovery.js';
 import { CallSignal } from '../shared/signal.js';
 import { joinIfUpgraded, upgradeOf } from '../shared/tunnel.js';
 import type { UpstreamBody } from '../shared/upstream.js';
+import { takeCallControls } from './call-controls.js';
 import { AttemptFailure } from './dispatch.js';
 import {
   servicePolicyFromConfig,
@@ -265,6 +266,7 @@ export class EgressComponent implements Component {
     const hashValue = hashHeader === undefined ? undefined : req.headers[hashHeader];
 
     try {
+      const controls = takeCallControls(headers);
       const body = await this.readBody(req);
       const answer = await service.send({
         service: service.name,
@@ -279,6 +281,7 @@ export class EgressComponent implements Component {
         backoffMs: 0,
         tried: new Set(),
         upgrade: upgradeOf(req),
+        controls,
       });
       if (joinIfUpgraded(res, answer, requestId)) return;
       const responseHeaders = withoutHopByHop(answer.headers);
