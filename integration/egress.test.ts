@@ -172,6 +172,25 @@ describe('egress router', function () {
     });
   });
 
+  describe('peak_ewma', () => {
+    it('sends most calls to the faster endpoint, which least_request (all idle) would not', async () => {
+      const [slowOne, fast] = await upstreams(2);
+      slowOne.setBehaviour(slow(150));
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: { endpoints: [slowOne.url, fast.url], loadBalancer: 'peak_ewma', retry: { attempts: 1 } },
+        },
+      });
+      // One call at a time: no endpoint is ever busier than the other, only slower.
+      for (let i = 0; i < 30; i += 1) assert.equal((await egress.call('orders')).status, 200);
+      // Both start at the default estimate; the slow one's first answer (150 ms) sets its estimate,
+      // after which it costs more than the fast one until that decays (seconds) — or until a fast
+      // answer is slower still, which a loaded machine may make happen once.
+      assert.ok(slowOne.count() <= 3, `the slow endpoint got ${slowOne.count()} of 30`);
+      assert.equal(fast.count() + slowOne.count(), 30);
+    });
+  });
+
   describe('consistent_hash', () => {
     it('keeps each key on one endpoint, and moves only the keys of a removed endpoint', async () => {
       const ups = await upstreams(3);

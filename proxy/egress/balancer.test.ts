@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
-import { ConsistentHashBalancer, LeastRequestBalancer, RoundRobinBalancer } from './balancer.js';
+import {
+  ConsistentHashBalancer,
+  LeastRequestBalancer,
+  PeakEwmaBalancer,
+  RoundRobinBalancer,
+} from './balancer.js';
+import { PeakEwma } from './peak-ewma.js';
 import type { Endpoint } from './endpoints.js';
 
 /** Balancers only read `origin` and `active`; no pool is needed. */
@@ -24,6 +30,22 @@ describe('egress balancers', () => {
       'falls back when all were tried',
     );
     assert.equal(balancer.pick([], { avoid: new Set() }), undefined);
+  });
+
+  it('peak_ewma prefers the lower latency × (active + 1) of two random endpoints', () => {
+    const now = 0;
+    const list = endpoints(2).map(
+      (endpoint) => ({ ...endpoint, latency: new PeakEwma(() => now) }) as Endpoint,
+    );
+    list[0].latency.observe(100);
+    list[1].latency.observe(40);
+    const balancer = new PeakEwmaBalancer();
+    const pick = () => balancer.pick(list, { avoid: new Set() });
+    assert.equal(pick(), list[1], 'faster');
+    list[1].active = 2; // 40 × 3 = 120 > 100 × 1
+    assert.equal(pick(), list[0], 'the faster one is busier than it is fast');
+    list[1].active = 0;
+    assert.equal(balancer.pick(list, { avoid: new Set([list[1]]) }), list[0], 'a retry avoids the tried one');
   });
 
   it('least_request prefers the less busy of two random endpoints', () => {

@@ -34,9 +34,12 @@ export class RoundRobinBalancer implements Balancer {
   }
 }
 
-/** Power of two choices: of two endpoints drawn at random, the one with fewer active requests. */
-export class LeastRequestBalancer implements Balancer {
-  constructor(private readonly random: () => number = Math.random) {}
+/** Power of two choices: of two endpoints drawn at random, the one of lower `cost` (the first on a tie). */
+class TwoChoicesBalancer implements Balancer {
+  constructor(
+    private readonly cost: (endpoint: Endpoint) => number,
+    private readonly random: () => number,
+  ) {}
 
   pick(endpoints: readonly Endpoint[], { avoid }: PickContext): Endpoint | undefined {
     const candidates = preferred(endpoints, avoid);
@@ -47,7 +50,27 @@ export class LeastRequestBalancer implements Balancer {
     if (second >= first) second += 1;
     const a = candidates[first];
     const b = candidates[second];
-    return b.active < a.active ? b : a;
+    return this.cost(b) < this.cost(a) ? b : a;
+  }
+}
+
+/** least_request: the endpoint with fewer active requests of two drawn at random. */
+export class LeastRequestBalancer extends TwoChoicesBalancer {
+  constructor(random: () => number = Math.random) {
+    super((endpoint) => endpoint.active, random);
+  }
+}
+
+/**
+ * peak_ewma, Linkerd's default balancer (Finagle's): of two endpoints drawn at random, the one of
+ * lower peak-EWMA latency (peak-ewma.ts) × (active requests + 1). Where least_request sees only how
+ * busy an endpoint is, this also sees how slow: an endpoint answering in 300 ms while the others
+ * answer in 3 loses most of its share at its first slow answer, before outlier detection (which counts
+ * failures) could notice anything.
+ */
+export class PeakEwmaBalancer extends TwoChoicesBalancer {
+  constructor(random: () => number = Math.random) {
+    super((endpoint) => endpoint.latency.current() * (endpoint.active + 1), random);
   }
 }
 
@@ -117,6 +140,8 @@ export function createBalancer(kind: LoadBalancerKind, random: () => number = Ma
       return new RoundRobinBalancer();
     case 'least_request':
       return new LeastRequestBalancer(random);
+    case 'peak_ewma':
+      return new PeakEwmaBalancer(random);
     case 'consistent_hash':
       return new ConsistentHashBalancer();
   }

@@ -449,6 +449,25 @@ export function outlierDetection(record: OutlierRecorder): Layer {
   };
 }
 
+/**
+ * peak_ewma: each attempt's time to its response headers, or to its failure (a timeout counts as
+ * slow as it was), goes into its endpoint's latency estimate.
+ */
+export const latencyTracking: Layer = (next) => (call) => {
+  const { latency } = call.endpoint!;
+  const start = performance.now();
+  return next(call).then(
+    (answer) => {
+      latency.observe(performance.now() - start);
+      return answer;
+    },
+    (err: unknown) => {
+      latency.observe(performance.now() - start);
+      throw err;
+    },
+  );
+};
+
 /** `mesh_upstream_requests_total` per attempt, and the endpoint's active count for least_request. */
 export function attemptMetrics(metrics: MeshMetrics): Layer {
   const count = (service: string, result: string) =>

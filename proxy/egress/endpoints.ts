@@ -5,6 +5,7 @@
  */
 import { Pool } from 'undici';
 import { H2Origin, type UpstreamDispatcher } from '../shared/h2-upstream.js';
+import { PeakEwma } from './peak-ewma.js';
 
 /** TLS of connections to https endpoints (PEM contents, not paths). */
 export interface UpstreamTls {
@@ -35,6 +36,8 @@ export class Endpoint {
   readonly group: string | undefined;
   /** Requests sent to this endpoint that have not finished (least_request reads it). */
   active = 0;
+  /** peak_ewma only: this endpoint's latency to response headers (balancer.ts, PeakEwma). */
+  readonly latency = new PeakEwma();
   /** Connections to other ports of the endpoint's host (health checks on a management port), by port. */
   private readonly siblings = new Map<number, UpstreamDispatcher>();
 

@@ -19,7 +19,7 @@ export type GrpcRetryCondition =
   'cancelled' | 'deadline-exceeded' | 'internal' | 'resource-exhausted' | 'unavailable';
 export type RetryCondition =
   'connect-failure' | 'reset' | 'timeout' | '5xx' | 'gateway-error' | GrpcRetryCondition;
-export type LoadBalancerKind = 'round_robin' | 'least_request' | 'consistent_hash';
+export type LoadBalancerKind = 'round_robin' | 'least_request' | 'peak_ewma' | 'consistent_hash';
 
 export interface RetryBudgetPolicy {
   /** Retries may be at most this share of the requests in the window (plus the minimum below). */

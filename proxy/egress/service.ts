@@ -17,6 +17,7 @@ import {
   outlierDetection,
   overallTimeout,
   perTryTimeout,
+  latencyTracking,
   pickEndpoint,
   retry,
   transport,
@@ -233,6 +234,7 @@ export class UpstreamService {
       tracer ? clientSpan(tracer) : passThrough,
       perTryTimeout(policy.retry.perTryTimeoutMs),
       policy.outlier ? outlierDetection(recordOutlier) : passThrough,
+      policy.loadBalancer === 'peak_ewma' ? latencyTracking : passThrough,
       attemptMetrics(metrics),
     )(transport);
   }

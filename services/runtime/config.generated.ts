@@ -716,9 +716,9 @@ export interface EgressConfig {
               | undefined;
           };
           /**
-           * How an endpoint is picked: `round_robin`, `least_request` (the less busy of two random endpoints) or `consistent_hash` (on `hashHeader`; requests without the header are spread round robin).
+           * How an endpoint is picked: `round_robin`, `least_request` (the less busy of two random endpoints), `peak_ewma` (Linkerd's default: of two random endpoints, the one with the lower peak-EWMA latency to response headers times its active requests + 1, so slow endpoints get less traffic before they fail) or `consistent_hash` (on `hashHeader`; requests without the header are spread round robin).
            */
-          loadBalancer: 'round_robin' | 'least_request' | 'consistent_hash';
+          loadBalancer: 'round_robin' | 'least_request' | 'peak_ewma' | 'consistent_hash';
           /**
            * Request header whose value `consistent_hash` maps to an endpoint.
            */
