@@ -188,6 +188,15 @@ describe('egress router', function () {
       // answer is slower still, which a loaded machine may make happen once.
       assert.ok(slowOne.count() <= 3, `the slow endpoint got ${slowOne.count()} of 30`);
       assert.equal(fast.count() + slowOne.count(), 30);
+      // The status page shows each endpoint's estimate.
+      const status = egress.egress.status() as unknown as {
+        services: { groups: { endpoints: { origin: string; latencyMs: number | null }[] }[] }[];
+      };
+      const [slowEstimate, fastEstimate] = status.services[0].groups[0].endpoints.map((e) => e.latencyMs!);
+      assert.ok(
+        slowEstimate > 100 && fastEstimate < slowEstimate,
+        `${slowEstimate} ms vs ${fastEstimate} ms`,
+      );
     });
   });
 

@@ -153,12 +153,15 @@ export class EgressComponent implements Component {
    */
   status(): ComponentStatus {
     const services = [...this.services.values()].map((service) => {
+      const measured = service.policy.loadBalancer === 'peak_ewma';
       const groups = service.groups.map((group) => {
         const endpoints = group.endpoints.all.map((endpoint) => ({
           origin: endpoint.origin,
           ejected: group.outliers?.isEjected(endpoint) ?? false,
           healthy: group.health?.isHealthy(endpoint) ?? true,
           active: endpoint.active,
+          // peak_ewma's latency estimate (ms, rounded to µs); null for balancers that do not measure it.
+          latencyMs: measured ? Math.round(endpoint.latency.current() * 1000) / 1000 : null,
         }));
         return {
           name: group.name === '' ? null : group.name,

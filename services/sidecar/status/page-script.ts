@@ -158,7 +158,8 @@ export const STATUS_PAGE_SCRIPT = String.raw`
             endpoints.push(h('div', { class: 'mono', 'data-endpoint': endpoint.origin },
               (group.name ? group.name + ': ' : '') + endpoint.origin + ' ',
               endpoint.ejected ? badge('ejected', 'bad', 'ejected') : null,
-              endpoint.healthy === false ? badge('unhealthy', 'bad', 'unhealthy') : null));
+              endpoint.healthy === false ? badge('unhealthy', 'bad', 'unhealthy') : null,
+              typeof endpoint.latencyMs === 'number' ? badge(endpoint.latencyMs.toFixed(1) + ' ms', 'muted', 'latency') : null));
           });
         });
         return h('tr', { 'data-service': service.name },
