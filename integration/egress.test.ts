@@ -620,6 +620,33 @@ describe('egress router', function () {
       assert.equal(ups[0].count(), 4, 'readmitted, it gets its share again');
     });
 
+    it('ejects an endpoint by its failure percentage, which never fails twice in a row', async () => {
+      const [flaky] = await upstreams(1);
+      const egress = await startTestEgress(cleanup, {
+        services: {
+          orders: {
+            endpoints: [flaky.url],
+            retry: { attempts: 1 },
+            outlierDetection: {
+              consecutiveFailures: 0,
+              failurePercent: 50,
+              failurePercentMinRequests: 6,
+              maxEjectedPercent: 100,
+            },
+          },
+        },
+      });
+      for (let i = 0; i < 6; i += 1) {
+        flaky.setBehaviour(i % 2 === 0 ? ok() : fail(500));
+        assert.equal((await egress.call('orders')).status, i % 2 === 0 ? 200 : 500);
+      }
+      assert.equal(await egress.metric('mesh_outlier_ejections_total', { service: 'orders' }), 1);
+      const res = await egress.call('orders');
+      assert.equal(res.status, 503);
+      assert.equal(res.headers['x-mesh-error'], 'no-healthy-upstream');
+      assert.equal(flaky.count(), 6);
+    });
+
     it('answers 503 no-healthy-upstream once every endpoint is ejected', async () => {
       const [orders] = await upstreams(1);
       orders.setBehaviour(fail(502));

@@ -77,12 +77,14 @@ describe('egress CircuitBreaker', () => {
 describe('egress OutlierDetector', () => {
   const endpoints = (count: number) =>
     Array.from({ length: count }, (_, i) => ({ origin: `http://10.0.0.${i}:80`, active: 0 }) as Endpoint);
+  /** The failure-percentage rule off, as by default. */
+  const noShare = { failurePercent: 0, failurePercentMinRequests: 50, failurePercentIntervalMs: 10_000 };
 
   it('ejects after consecutive failures for a growing time, within the max percent', () => {
     let now = 0;
     const ejected: number[] = [];
     const detector = new OutlierDetector(
-      { consecutiveFailures: 2, baseEjectionMs: 100, maxEjectionMs: 250, maxEjectedPercent: 50 },
+      { ...noShare, consecutiveFailures: 2, baseEjectionMs: 100, maxEjectionMs: 250, maxEjectedPercent: 50 },
       () => now,
       (_, ms) => ejected.push(ms),
     );
@@ -116,6 +118,7 @@ describe('egress OutlierDetector', () => {
   it('ejects the last endpoint only when maxEjectedPercent is 100', () => {
     const one = endpoints(1);
     const half = new OutlierDetector({
+      ...noShare,
       consecutiveFailures: 1,
       baseEjectionMs: 100,
       maxEjectionMs: 100,
@@ -124,6 +127,7 @@ describe('egress OutlierDetector', () => {
     half.record(one[0], 'failure', one);
     assert.equal(half.eligible(one).length, 1);
     const all = new OutlierDetector({
+      ...noShare,
       consecutiveFailures: 1,
       baseEjectionMs: 100,
       maxEjectionMs: 100,
@@ -131,5 +135,41 @@ describe('egress OutlierDetector', () => {
     });
     all.record(one[0], 'failure', one);
     assert.equal(all.eligible(one).length, 0);
+  });
+
+  it('ejects by failure percentage within a window, once it has the minimum of calls', () => {
+    let now = 0;
+    const ejected: number[] = [];
+    const detector = new OutlierDetector(
+      {
+        // The consecutive rule off: only the share ejects here.
+        consecutiveFailures: 0,
+        failurePercent: 50,
+        failurePercentMinRequests: 10,
+        failurePercentIntervalMs: 1000,
+        baseEjectionMs: 100,
+        maxEjectionMs: 100,
+        maxEjectedPercent: 50,
+      },
+      () => now,
+      (_, ms) => ejected.push(ms),
+    );
+    const all = endpoints(2);
+    const [flaky] = all;
+    // Fails every other call: half of the calls.
+    for (let i = 0; i < 9; i += 1) detector.record(flaky, i % 2 === 0 ? 'failure' : 'success', all);
+    assert.ok(!detector.isEjected(flaky), 'under the minimum of 10 calls (5 of 9 failed)');
+    detector.record(flaky, 'success', all);
+    assert.ok(!detector.isEjected(flaky), 'a success ejects nobody');
+    detector.record(flaky, 'failure', all);
+    assert.ok(detector.isEjected(flaky), '6 of 11 failed');
+    // Back after 100 ms: 20 good calls, then a new window in which half fail — the old calls do not
+    // dilute it.
+    now = 200;
+    for (let i = 0; i < 20; i += 1) detector.record(flaky, 'success', all);
+    now = 1300;
+    for (let i = 0; i < 10; i += 1) detector.record(flaky, i % 2 === 0 ? 'success' : 'failure', all);
+    assert.ok(detector.isEjected(flaky), '5 of 10 in this window');
+    assert.deepEqual(ejected, [100, 100]);
   });
 });

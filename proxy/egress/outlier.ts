@@ -1,14 +1,19 @@
 /**
  * Outlier detection per endpoint: after `consecutiveFailures` 5xx answers or connect failures in a
- * row an endpoint is ejected for `baseEjectionMs` × (its number of ejections), capped at
- * `maxEjectionMs`; it comes back by itself when that time is over. Never more than
- * `maxEjectedPercent` of the endpoints are out at once.
+ * row, or when such failures reach `failurePercent` of its calls in a window of
+ * `failurePercentIntervalMs` (after `failurePercentMinRequests` calls there), an endpoint is ejected
+ * for `baseEjectionMs` × (its number of ejections), capped at `maxEjectionMs`; it comes back by
+ * itself when that time is over. Never more than `maxEjectedPercent` of the endpoints are out at once.
  */
 import type { Endpoint } from './endpoints.js';
 
 export interface OutlierPolicy {
-  /** 0 turns detection off. */
+  /** 0 turns the consecutive rule off. */
   readonly consecutiveFailures: number;
+  /** 0 turns the failure-percentage rule off. */
+  readonly failurePercent: number;
+  readonly failurePercentMinRequests: number;
+  readonly failurePercentIntervalMs: number;
   readonly baseEjectionMs: number;
   readonly maxEjectionMs: number;
   readonly maxEjectedPercent: number;
@@ -17,9 +22,14 @@ export interface OutlierPolicy {
 export type OutlierOutcome = 'success' | 'failure' | 'neutral';
 
 interface EndpointHealth {
+  /** Failures in a row. */
   failures: number;
   ejections: number;
   ejectedUntil: number;
+  /** The failure-percentage window: when it began, its calls and failures. */
+  windowStart: number;
+  calls: number;
+  failed: number;
 }
 
 export class OutlierDetector {
@@ -37,7 +47,7 @@ export class OutlierDetector {
   private of(endpoint: Endpoint): EndpointHealth {
     let health = this.health.get(endpoint);
     if (!health) {
-      health = { failures: 0, ejections: 0, ejectedUntil: 0 };
+      health = { failures: 0, ejections: 0, ejectedUntil: 0, windowStart: this.now(), calls: 0, failed: 0 };
       this.health.set(endpoint, health);
     }
     return health;
@@ -73,22 +83,45 @@ export class OutlierDetector {
    * what says nothing about the endpoint (a reset or timeout is not counted, nor does it clear the count).
    */
   record(endpoint: Endpoint, outcome: OutlierOutcome, all: readonly Endpoint[]): void {
-    if (this.policy.consecutiveFailures <= 0 || outcome === 'neutral') return;
+    const { consecutiveFailures, failurePercent } = this.policy;
+    if ((consecutiveFailures <= 0 && failurePercent <= 0) || outcome === 'neutral') return;
     const health = this.of(endpoint);
-    if (outcome === 'success') {
+    const failed = outcome === 'failure';
+    if (failurePercent > 0) this.count(health, failed);
+    if (!failed) {
       health.failures = 0;
       return;
     }
     health.failures += 1;
-    if (health.failures < this.policy.consecutiveFailures || this.isEjected(endpoint)) return;
+    if (this.isEjected(endpoint)) return;
+    const inARow = consecutiveFailures > 0 && health.failures >= consecutiveFailures;
+    const byShare =
+      failurePercent > 0 &&
+      health.calls >= this.policy.failurePercentMinRequests &&
+      health.failed * 100 >= failurePercent * health.calls;
+    if (!inARow && !byShare) return;
     const ejectedNow = all.filter((other) => this.isEjected(other)).length;
     const allowed = Math.floor((all.length * this.policy.maxEjectedPercent) / 100);
     if (ejectedNow + 1 > allowed) return;
     health.ejections += 1;
     health.failures = 0;
+    health.calls = 0;
+    health.failed = 0;
     const ms = Math.min(this.policy.baseEjectionMs * health.ejections, this.policy.maxEjectionMs);
     health.ejectedUntil = this.now() + ms;
     this.version += 1;
     this.onEject(endpoint, ms);
+  }
+
+  /** Counts a call in the endpoint's failure-percentage window, starting a new window when it is over. */
+  private count(health: EndpointHealth, failed: boolean): void {
+    const now = this.now();
+    if (now - health.windowStart >= this.policy.failurePercentIntervalMs) {
+      health.windowStart = now;
+      health.calls = 0;
+      health.failed = 0;
+    }
+    health.calls += 1;
+    if (failed) health.failed += 1;
   }
 }

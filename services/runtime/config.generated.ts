@@ -809,9 +809,21 @@ export interface EgressConfig {
            */
           outlierDetection: {
             /**
-             * Consecutive 5xx answers or connect failures of one endpoint that eject it. `0` turns outlier detection off.
+             * Consecutive 5xx answers or connect failures of one endpoint that eject it. `0` turns this rule off (and outlier detection with it, unless `failurePercent` is set).
              */
             consecutiveFailures: number;
+            /**
+             * Envoy's failure-percentage rule: an endpoint whose 5xx answers and connect failures reach this share of its calls within `failurePercentIntervalMs` (once it has had `failurePercentMinRequests` there) is ejected — one that fails 6 calls in 10, never 5 in a row, escapes `consecutiveFailures`. `0` (the default) turns the rule off.
+             */
+            failurePercent: number;
+            /**
+             * Calls an endpoint must have had in the current interval before `failurePercent` judges it (Envoy's `failure_percentage_request_volume`).
+             */
+            failurePercentMinRequests: number;
+            /**
+             * Length of the windows the failure percentage is counted in; each starts afresh.
+             */
+            failurePercentIntervalMs: number;
             /**
              * An endpoint stays out this long times the number of times it has been ejected (so repeat offenders stay out longer).
              */
