@@ -29,6 +29,7 @@ export interface EndpointOptions {
 }
 
 export class Endpoint {
+  /** `http://host:port`: the identity of the endpoint. */
   readonly origin: string;
   readonly url: URL;
   readonly pool: UpstreamDispatcher;
