@@ -213,6 +213,42 @@ describe('ingress through the sidecar process', function () {
     await rotated.body.dump();
   });
 
+  it('sheds load beyond maxConcurrentRequests with 503 overloaded, and takes requests again as they finish', async () => {
+    // No OpenAPI document: /slow is not in the petstore.
+    const sidecar = await start(config({ openapi: undefined, maxConcurrentRequests: 2 }));
+    const slow = [1, 2].map(() => request(`${sidecar.urls.ingress}/slow?ms=1500`));
+    // Both are in the works once the app has them... (the demo backend counts nothing: poll the sidecar)
+    await waitFor(
+      async () => {
+        const res = await request(`${sidecar.urls.ingress}/hello`);
+        await res.body.dump();
+        return res.statusCode === 503;
+      },
+      { what: 'the third request shed' },
+    );
+    const shed = await request(`${sidecar.urls.ingress}/hello`);
+    assert.equal(shed.statusCode, 503);
+    assert.equal(shed.headers['x-mesh-error'], 'overloaded');
+    assert.equal(shed.headers['retry-after'], '1');
+    assert.equal(((await shed.body.json()) as ProblemDetails).code, 'MESH_OVERLOADED');
+    for (const res of await Promise.all(slow)) {
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+    }
+    const after = await request(`${sidecar.urls.ingress}/hello`);
+    assert.equal(after.statusCode, 200);
+    await after.body.dump();
+    // Counted as rejected with reason "overloaded", whatever the route label.
+    const metrics = await (await request(`${sidecar.urls.admin}/metrics`)).body.text();
+    const rejected = metrics
+      .split('\n')
+      .filter((line) => line.startsWith('mesh_ingress_rejected_requests_total{'));
+    const shedCount = rejected
+      .filter((line) => line.includes('reason="overloaded"'))
+      .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+    assert.ok(shedCount >= 2, rejected.join('\n'));
+  });
+
   it('answers a burst over the limit with 429 and RateLimit headers, and lets it pass later', async () => {
     const sidecar = await start(
       config({ rateLimits: [{ name: 'per-client', requestsPerSecond: 5, burst: 3 }] }),

@@ -70,6 +70,7 @@ const REJECTION_REASONS: Partial<Record<MeshErrorCode, string>> = {
   MESH_UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
   MESH_RATE_LIMITED: 'rate_limited',
   MESH_DRAINING: 'draining',
+  MESH_OVERLOADED: 'overloaded',
   MESH_NOT_READY: 'not_ready',
 };
 
@@ -95,6 +96,8 @@ export class IngressComponent implements Component {
   private readonly targetUrl: URL;
   private readonly forwardDeps: ForwardDeps;
   private rules: IngressRules;
+  /** Requests admitted under `maxConcurrentRequests` whose response has not closed. */
+  private inFlight = 0;
   private appliedConfig: IngressConfig | undefined;
   private appReachable: boolean | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -305,6 +308,7 @@ export class IngressComponent implements Component {
     if (this.listener.isDraining) {
       throw new MeshError('MESH_DRAINING', 'sidecar is shutting down', { headers: { 'retry-after': '1' } });
     }
+    if (rules.maxConcurrentRequests !== undefined) this.admit(ctx, rules.maxConcurrentRequests);
     // ingress.routes policies (IP, CORS, faults, headers, mirror); undefined when none are configured.
     if (rules.pre !== undefined && (await rules.pre(ctx))) return;
     matchRoute(ctx, rules.api);
@@ -320,6 +324,24 @@ export class IngressComponent implements Component {
     rules.limiter?.check(ctx, 'after-auth');
     await validateRequest(ctx, rules);
     await forward(ctx, this.forwardDeps, traceContext, rules.validateResponses);
+  }
+
+  /**
+   * Load shedding (`ingress.maxConcurrentRequests`): counts the request in until its response closes,
+   * or refuses it at once when the limit is reached — before any work is spent on it.
+   */
+  private admit(ctx: IngressContext, limit: number): void {
+    if (this.inFlight >= limit) {
+      throw new MeshError(
+        'MESH_OVERLOADED',
+        `${limit} requests are already in the works (ingress.maxConcurrentRequests)`,
+        {
+          headers: { 'retry-after': '1', 'x-mesh-error': 'overloaded' },
+        },
+      );
+    }
+    this.inFlight += 1;
+    ctx.res.once('close', () => (this.inFlight -= 1));
   }
 
   private reject(ctx: IngressContext, err: unknown): void {

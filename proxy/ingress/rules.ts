@@ -20,6 +20,8 @@ export interface IngressRules {
   readonly strict: boolean;
   readonly validateResponses: boolean;
   readonly maxBodyBytes: number;
+  /** Load shedding: requests in the works at once beyond which a new one gets 503 `MESH_OVERLOADED`. */
+  readonly maxConcurrentRequests?: number | undefined;
   /** JWT, or per `ingress.routes` prefix JWT / API key / basic / none. */
   readonly auth: AuthStep | undefined;
   readonly limiter: RateLimiter;
@@ -100,6 +102,7 @@ export async function buildRules(
     strict: config.openapiStrict,
     validateResponses: config.validateResponses,
     maxBodyBytes: config.maxBodyBytes,
+    maxConcurrentRequests: config.maxConcurrentRequests,
     auth: policies === undefined ? auth : policies.auth,
     limiter: new RateLimiter(config.rateLimits),
     pre: policies?.pre,

@@ -320,6 +320,10 @@ export interface IngressConfig {
    */
   maxBodyBytes: number;
   /**
+   * Load shedding: requests the ingress works on at once (from arrival to the end of the app's answer, gRPC streams and upgraded connections included); one arriving beyond it gets 503 `MESH_OVERLOADED` with `Retry-After: 1` and `x-mesh-error: overloaded` at once, before any other step, so an app that is falling behind is not buried under a queue it cannot serve (Envoy's overflow, Linkerd's inbound max in-flight). Absent: no limit. Reloadable.
+   */
+  maxConcurrentRequests?: number;
+  /**
    * Verify bearer tokens (JWS) before requests reach the app. Set exactly one of `jwksUrl` and `keysFile`. Absent means no authentication.
    */
   jwt?: {

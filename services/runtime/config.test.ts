@@ -631,6 +631,7 @@ describe('config', () => {
         openapiStrict: true,
         validateResponses: true,
         maxBodyBytes: true,
+        maxConcurrentRequests: true,
         jwt: true,
         rateLimits: true,
         auditLog: true,

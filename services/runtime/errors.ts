@@ -74,6 +74,7 @@ export const ERRORS = {
   MESH_UPSTREAM_FAILED: { status: 502, title: 'Upstream failed', canRetry: true },
   MESH_NOT_READY: { status: 503, title: 'Not ready', canRetry: true },
   MESH_DRAINING: { status: 503, title: 'Draining', canRetry: true },
+  MESH_OVERLOADED: { status: 503, title: 'Overloaded', canRetry: true },
   MESH_KAFKA_UNAVAILABLE: { status: 503, title: 'Kafka unavailable', bridgeCode: 50301, canRetry: true },
   MESH_NO_HEALTHY_UPSTREAM: { status: 503, title: 'No healthy upstream', canRetry: true },
   MESH_CIRCUIT_OPEN: { status: 503, title: 'Circuit open', canRetry: true },
