@@ -216,21 +216,21 @@ describe('ingress through the sidecar process', function () {
   it('sheds load beyond maxConcurrentRequests with 503 overloaded, and takes requests again as they finish', async () => {
     // No OpenAPI document: /slow is not in the petstore.
     const sidecar = await start(config({ openapi: undefined, maxConcurrentRequests: 2 }));
-    const slow = [1, 2].map(() => request(`${sidecar.urls.ingress}/slow?ms=1500`));
-    // Both are in the works once the app has them... (the demo backend counts nothing: poll the sidecar)
-    await waitFor(
+    const slow = [1, 2].map(() => request(`${sidecar.urls.ingress}/slow?ms=3000`));
+    // Once both are in the works, the next request is shed (the loop's own requests pass until then).
+    const shed = await waitFor(
       async () => {
         const res = await request(`${sidecar.urls.ingress}/hello`);
-        await res.body.dump();
-        return res.statusCode === 503;
+        const body = await res.body.text();
+        return res.statusCode === 503
+          ? { headers: res.headers, problem: JSON.parse(body) as ProblemDetails }
+          : undefined;
       },
       { what: 'the third request shed' },
     );
-    const shed = await request(`${sidecar.urls.ingress}/hello`);
-    assert.equal(shed.statusCode, 503);
     assert.equal(shed.headers['x-mesh-error'], 'overloaded');
     assert.equal(shed.headers['retry-after'], '1');
-    assert.equal(((await shed.body.json()) as ProblemDetails).code, 'MESH_OVERLOADED');
+    assert.equal(shed.problem.code, 'MESH_OVERLOADED');
     for (const res of await Promise.all(slow)) {
       assert.equal(res.statusCode, 200);
       await res.body.dump();
@@ -246,7 +246,7 @@ describe('ingress through the sidecar process', function () {
     const shedCount = rejected
       .filter((line) => line.includes('reason="overloaded"'))
       .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
-    assert.ok(shedCount >= 2, rejected.join('\n'));
+    assert.ok(shedCount >= 1, rejected.join('\n'));
   });
 
   it('answers a burst over the limit with 429 and RateLimit headers, and lets it pass later', async () => {
