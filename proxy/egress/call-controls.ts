@@ -8,6 +8,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { MeshError, type FieldError } from '../../services/runtime/errors.js';
+import { MAX_TIMER_MS } from '../../services/runtime/http.js';
 
 export interface CallControls {
   /** The whole call's time, retries included (in place of the service's `timeoutMs`). */
@@ -18,8 +19,6 @@ export interface CallControls {
   readonly maxRetries?: number;
 }
 
-/** The longest wait a Node.js timer takes: 2^31 − 1 ms (~24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** `retry.attempts` is at most 10 in the config; a call may not ask for more. */
 const MAX_RETRIES = 9;
 

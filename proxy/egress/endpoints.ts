@@ -4,7 +4,7 @@
  * endpoint's pool is closed, which lets its running requests finish.
  */
 import { Pool } from 'undici';
-import { H2Origin, type UpstreamDispatcher } from '../shared/h2-upstream.js';
+import { H2Origin, type KeepalivePolicy, type UpstreamDispatcher } from '../shared/h2-upstream.js';
 import { PeakEwma } from './peak-ewma.js';
 
 /** TLS of connections to https endpoints (PEM contents, not paths). */
@@ -25,7 +25,7 @@ export interface EndpointOptions {
   /** `http2`: one multiplexed HTTP/2 session per endpoint (h2c, or h2 by ALPN) instead of a pool. */
   readonly protocol?: 'http1' | 'http2';
   /** HTTP/2 only: PINGs on the session (intervalMs 0: none); H2Origin's default without it. */
-  readonly keepalive?: { readonly intervalMs: number; readonly timeoutMs: number } | undefined;
+  readonly keepalive?: KeepalivePolicy | undefined;
 }
 
 export class Endpoint {

@@ -8,7 +8,7 @@ import type { BreakerPolicy } from './breaker.js';
 import type { DnsTarget } from './discovery.js';
 import { readFileSync } from 'node:fs';
 import type { UpstreamTls } from './endpoints.js';
-import { KEEPALIVE } from '../shared/h2-upstream.js';
+import { KEEPALIVE, type KeepalivePolicy } from '../shared/h2-upstream.js';
 import { compileHeaderRules, type CompiledHeaderRules } from '../shared/header-rules.js';
 import type { OAuth2Policy } from './oauth2.js';
 import type { HealthCheckPolicy } from './health-check.js';
@@ -66,7 +66,7 @@ export interface ServicePolicy {
   /** What the endpoints speak: `http2` for HTTP/2 (gRPC) services. */
   readonly protocol: 'http1' | 'http2';
   /** PINGs on HTTP/2 connections (intervalMs 0: none). */
-  readonly keepalive: { readonly intervalMs: number; readonly timeoutMs: number };
+  readonly keepalive: KeepalivePolicy;
   readonly retry: RetryPolicy;
   /** Connections per endpoint at most. */
   readonly maxConnections: number;

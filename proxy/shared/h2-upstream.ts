@@ -29,6 +29,13 @@ const {
 /** What a gRPC server sends as its call's status, in the trailers or in a Trailers-Only answer. */
 const GRPC_STATUS_FIELDS = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
 
+/** HTTP/2 keepalive PINGs (see KEEPALIVE): least time between two, and how long one may go unanswered. */
+export interface KeepalivePolicy {
+  /** 0: no PINGs. */
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
 export interface H2OriginOptions {
   /** How long the upstream may take to send response headers; 0: no limit. */
   readonly headersTimeout: number;
@@ -39,7 +46,7 @@ export interface H2OriginOptions {
   /** For `https:` origins: CA, client certificate and key (mTLS), server name. */
   readonly tls?: Pick<SecureClientSessionOptions, 'ca' | 'cert' | 'key' | 'servername'>;
   /** PING every `intervalMs` (0: never); no answer within `timeoutMs` ends the session. Default KEEPALIVE. */
-  readonly keepalive?: { readonly intervalMs: number; readonly timeoutMs: number } | undefined;
+  readonly keepalive?: KeepalivePolicy | undefined;
 }
 
 /**
@@ -57,7 +64,7 @@ export interface H2OriginOptions {
  * and a stream given up unanswered (timed out) is followed by a PING at once, at most once a minute,
  * so a connection that dies under steady traffic is found soon after the first call times out on it.
  */
-export const KEEPALIVE = { intervalMs: 300_000, timeoutMs: 10_000 } as const;
+export const KEEPALIVE: KeepalivePolicy = { intervalMs: 300_000, timeoutMs: 10_000 };
 
 /**
  * Least time between two PINGs for streams given up unanswered (SessionKeepalive.unanswered): a slow

@@ -309,7 +309,7 @@ const GRPC_TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = {
 };
 
 /** The longest delay a Node.js timer takes (2^31 − 1 ms, ~24.8 days): a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A gRPC call's deadline from its `grpc-timeout` header (up to 8 digits and a unit: H, M, S, m, u,
